@@ -1,0 +1,394 @@
+"""Decide a conditional file request as RFC 9110 section 13 says, without I/O.
+
+Everything here works on plain values: the request method, the raw conditional header
+fields and the validators of one file.  The response class gathers those in its executor
+job and acts on the `Decision`; tests can call `decide` directly.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import re
+import time
+from typing import Final, NamedTuple
+
+__all__ = (
+    "STABLE_AFTER_NS",
+    "Conditions",
+    "Decision",
+    "FileResponseState",
+    "Validators",
+    "decide",
+    "evaluate_preconditions",
+    "format_http_date",
+    "make_validators",
+    "parse_http_date",
+    "select_range",
+)
+
+# RFC 9110 §8.8.2.2: a modification time is a strong validator only once the file has
+# been left alone for a second.  Before that a second change can carry the same timestamp
+# (and the same second in Last-Modified), so a client holding it could be told that a stale
+# copy is current.
+STABLE_AFTER_NS: Final = 1_000_000_000
+_NS_PER_S: Final = 1_000_000_000
+
+
+class FileResponseState(enum.Enum):
+    """The outcome of a conditional file request."""
+
+    SEND = "send"  # 200, or 206 for a satisfiable Range
+    NOT_MODIFIED = "not_modified"  # 304
+    PRECONDITION_FAILED = "precondition_failed"  # 412
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"  # 416
+    FORBIDDEN = "forbidden"  # 403: not a regular file, or not readable
+    NOT_FOUND = "not_found"  # 404
+
+
+class Conditions(NamedTuple):
+    """The request header fields that make a GET conditional or partial.
+
+    Each is the field value as received, None when absent; repeated lines are joined with
+    ", " as RFC 9110 §5.3 combines them.
+    """
+
+    if_match: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    if_unmodified_since: str | None = None
+    if_range: str | None = None
+    range: str | None = None
+
+
+class Validators(NamedTuple):
+    """The validators of one file, as this server may use them at this moment.
+
+    ``etag`` is the entity-tag with its quotes and ``last_modified`` the whole seconds of
+    Last-Modified; each is None while it is not issued (switched off, or the file changed
+    too recently to tell two versions apart).  ``changed_ns`` is the exact time the file
+    last changed, None when dates are switched off.
+    """
+
+    etag: str | None
+    last_modified: int | None
+    changed_ns: int | None
+
+
+class Decision(NamedTuple):
+    """What to answer: a state, and for a 206 the half-open byte range to send."""
+
+    state: FileResponseState
+    byte_range: tuple[int, int] | None = None
+
+
+def make_validators(
+    mtime_ns: int,
+    ctime_ns: int,
+    size: int,
+    now_ns: int,
+    *,
+    etag: bool = True,
+    last_modified: bool = True,
+) -> Validators:
+    """Return the validators of a file from its stat fields at time ``now_ns``.
+
+    The file's change time is the later of mtime and ctime: ctime moves whenever the
+    content or the mtime is set, so a replacement that keeps an older mtime (``cp -p``,
+    ``rsync -t``, ``tar x``, a rollback) still gets new validators.  For a file written in
+    place the two are equal and the entity-tag is the one aiohttp's FileResponse sends.
+    """
+    changed_ns = max(mtime_ns, ctime_ns)
+    # A file changed in the future (clock skew) is never stable until that time passes.
+    stable = now_ns - changed_ns >= STABLE_AFTER_NS
+    return Validators(
+        etag=f'"{changed_ns:x}-{size:x}"' if etag and stable else None,
+        last_modified=changed_ns // _NS_PER_S if last_modified and stable else None,
+        changed_ns=changed_ns if last_modified else None,
+    )
+
+
+# --- entity-tags (RFC 9110 §8.8.3) ----------------------------------------------------
+
+# One list member: OWS [ entity-tag ] OWS, then a comma or the end (RFC 9110 §5.6.1 allows
+# empty members).  etagc is %x21 / %x23-7E / obs-text.
+_TAG_LIST_MEMBER: Final = re.compile(
+    r'[ \t]*(?:(W/)?("[\x21\x23-\x7e\x80-\U0010ffff]*"))?[ \t]*(?:,|\Z)'
+)
+_ANY: Final = "*"
+
+
+def _entity_tags(value: str) -> list[tuple[bool, str]]:
+    """Return the (weak, opaque-tag) members of a list field.
+
+    A member that is not an entity-tag is skipped up to the next comma: it matches
+    nothing, and a well-formed member beside it still counts, as upstream reads lists.
+    A match is always with the whole of a tag we issued, so this never makes a stale copy
+    look current.
+    """
+    tags: list[tuple[bool, str]] = []
+    pos, end = 0, len(value)
+    while pos < end:
+        match = _TAG_LIST_MEMBER.match(value, pos)
+        if match is None:
+            comma = value.find(",", pos)
+            pos = end if comma < 0 else comma + 1
+            continue
+        if match[2] is not None:
+            tags.append((match[1] is not None, match[2]))
+        pos = match.end()
+    return tags
+
+
+# RFC 9110 §13.1.1
+def _if_match(value: str, validators: Validators) -> bool:
+    # The file exists (a missing one was answered 404 already), so "*" is true.
+    if value.strip() == _ANY:
+        return True
+    if validators.etag is None:
+        return False
+    # Strong comparison (§8.8.3.2): a weak tag never matches.
+    return any(not weak and tag == validators.etag for weak, tag in _entity_tags(value))
+
+
+# RFC 9110 §13.1.2
+def _if_none_match(value: str, validators: Validators) -> bool:
+    if value.strip() == _ANY:
+        return False
+    if validators.etag is None:
+        return True  # a file without a tag matches no tag
+    # Weak comparison (§8.8.3.2): W/ is ignored on both sides.
+    return all(tag != validators.etag for _, tag in _entity_tags(value))
+
+
+# --- dates (RFC 9110 §5.6.7) ----------------------------------------------------------
+
+_DAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+_DAYS_IN_MONTH: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MONTH_NUMBERS: Final = {name: number for number, name in enumerate(_MONTHS, 1)}
+_TIME: Final = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
+_DAY_NAME: Final = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH: Final = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+# IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+_IMF_FIXDATE: Final = re.compile(
+    rf"{_DAY_NAME}, ([0-9]{{2}}) {_MONTH} ([0-9]{{4}}) {_TIME} GMT\Z"
+)
+# rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
+_RFC850_DATE: Final = re.compile(
+    r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+    rf"([0-9]{{2}})-{_MONTH}-([0-9]{{2}}) {_TIME} GMT\Z"
+)
+# asctime-date: Sun Nov  6 08:49:37 1994
+_ASCTIME_DATE: Final = re.compile(
+    rf"{_DAY_NAME} {_MONTH} ([0-9]{{2}}| [0-9]) {_TIME} ([0-9]{{4}})\Z"
+)
+
+
+def parse_http_date(value: str, *, now: float | None = None) -> int | None:
+    """Return the seconds since the epoch of an HTTP-date, or None if it is not one.
+
+    All three formats of RFC 9110 §5.6.7 are read, case-sensitively as the grammar says;
+    anything else (a list of dates, a bare number, an impossible day) is not a date.
+    ``now`` only places the two-digit years of rfc850-date.
+    """
+    value = value.strip(" \t")
+    if match := _IMF_FIXDATE.match(value):
+        day, month, year, hour, minute, second = match.groups()
+    elif match := _ASCTIME_DATE.match(value):
+        month, day, hour, minute, second, year = match.groups()
+    elif match := _RFC850_DATE.match(value):
+        day, month, short_year, hour, minute, second = match.groups()
+        this_year = time.gmtime(time.time() if now is None else now).tm_year
+        # A two-digit year more than 50 years ahead is the latest such year in the past.
+        year_number = this_year // 100 * 100 + int(short_year)
+        if year_number > this_year + 50:
+            year_number -= 100
+        year = str(year_number)
+    else:
+        return None
+    return _timestamp(int(year), _MONTH_NUMBERS[month], int(day), hour, minute, second)
+
+
+def _timestamp(
+    year: int, month: int, day: int, hour: str, minute: str, second: str
+) -> int | None:
+    h, m, s = int(hour), int(minute), int(second)
+    days = _DAYS_IN_MONTH[month - 1] + (month == 2 and calendar.isleap(year))
+    # second may be 60 for a leap second (RFC 9110 §5.6.7 takes it from RFC 5322).
+    if not (year >= 1 and 1 <= day <= days and h < 24 and m < 60 and s <= 60):
+        return None
+    return calendar.timegm((year, month, day, h, m, min(s, 59), 0, 0, 0))
+
+
+def format_http_date(seconds: int) -> str:
+    """Return seconds since the epoch as an IMF-fixdate."""
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAY_NAMES[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} "
+        f"{t.tm_year:04d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def _unmodified_since(date: int, validators: Validators) -> bool | None:
+    """Tell whether the file is unchanged since ``date``; None if it has no date."""
+    if validators.last_modified is not None:
+        # The date we issue: it is only issued a second after the change, so a later
+        # change always lands in a later second.
+        return validators.last_modified <= date
+    if validators.changed_ns is None:
+        return None
+    # Changed too recently to issue a date: only an exact comparison is safe.
+    return validators.changed_ns <= date * _NS_PER_S
+
+
+# RFC 9110 §13.1.4
+def _if_unmodified_since(value: str, validators: Validators) -> bool | None:
+    date = parse_http_date(value)
+    if date is None:
+        return None
+    return _unmodified_since(date, validators)
+
+
+# RFC 9110 §13.1.3
+def _if_modified_since(value: str, validators: Validators) -> bool | None:
+    date = parse_http_date(value)
+    if date is None:
+        return None
+    unmodified = _unmodified_since(date, validators)
+    return None if unmodified is None else not unmodified
+
+
+# RFC 9110 §13.1.5
+def _if_range(value: str, validators: Validators) -> bool:
+    value = value.strip(" \t")
+    if value.startswith('"'):
+        # An entity-tag must match strongly; ours are strong only once issued.
+        return value == validators.etag
+    date = parse_http_date(value)
+    # A date must equal Last-Modified, which we issue only while it is strong (§8.8.2.2).
+    return date is not None and date == validators.last_modified
+
+
+# --- the evaluation order of RFC 9110 §13.2.2 -----------------------------------------
+
+# RFC 9110 §13.2.1: methods that neither select nor modify a representation.
+_UNCONDITIONAL_METHODS: Final = frozenset({"CONNECT", "OPTIONS", "TRACE"})
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
+
+
+def evaluate_preconditions(
+    method: str, conditions: Conditions, validators: Validators
+) -> FileResponseState:
+    """Return SEND, NOT_MODIFIED or PRECONDITION_FAILED for an existing file."""
+    if method in _UNCONDITIONAL_METHODS:
+        return FileResponseState.SEND
+    # Step 1 and 2: If-Match, else If-Unmodified-Since.
+    if conditions.if_match is not None:
+        unchanged = _if_match(conditions.if_match, validators)
+    elif conditions.if_unmodified_since is not None:
+        since = _if_unmodified_since(conditions.if_unmodified_since, validators)
+        unchanged = since is not False
+    else:
+        unchanged = True
+    if not unchanged:
+        return FileResponseState.PRECONDITION_FAILED
+    # Step 3 and 4: If-None-Match, else If-Modified-Since (GET and HEAD only).
+    safe = method in _SAFE_METHODS
+    if conditions.if_none_match is not None:
+        changed = _if_none_match(conditions.if_none_match, validators)
+    elif conditions.if_modified_since is not None and safe:
+        changed = (
+            _if_modified_since(conditions.if_modified_since, validators) is not False
+        )
+    else:
+        changed = True
+    if not changed:
+        if safe:
+            return FileResponseState.NOT_MODIFIED
+        return FileResponseState.PRECONDITION_FAILED
+    return FileResponseState.SEND
+
+
+# --- ranges (RFC 9110 §14) ------------------------------------------------------------
+
+_RANGES_SPECIFIER: Final = re.compile(
+    r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)=(.*)\Z", re.DOTALL
+)
+_BYTE_RANGE_SPEC: Final = re.compile(r"[ \t]*([0-9]*)-([0-9]*)[ \t]*\Z")
+_UNSATISFIABLE: Final = Decision(FileResponseState.RANGE_NOT_SATISFIABLE)
+_SEND_ALL: Final = Decision(FileResponseState.SEND)
+
+
+def select_range(value: str, size: int) -> Decision:
+    """Return the Decision for a Range field value on a file of ``size`` bytes."""
+    specifier = _RANGES_SPECIFIER.match(value.strip(" \t"))
+    if specifier is None:
+        return _UNSATISFIABLE
+    unit, range_set = specifier.groups()
+    # §14.2: an origin server MUST ignore a range unit it does not understand.
+    if unit.lower() != "bytes":
+        return _SEND_ALL
+    members = [member for member in range_set.split(",") if member.strip(" \t")]
+    specs = [_BYTE_RANGE_SPEC.match(member) for member in members]
+    if not specs or None in specs:
+        # §14.2: an invalid ranges-specifier SHOULD get a 416.
+        return _UNSATISFIABLE
+    if len(specs) > 1:
+        # Several ranges need multipart/byteranges; §14.2 lets a server ignore Range.
+        return _SEND_ALL
+    spec = specs[0]
+    assert spec is not None
+    first, last = spec.groups()
+    if first:
+        start = int(first)
+        if last and int(last) < start:
+            return _UNSATISFIABLE  # §14.1.1: last-pos below first-pos is invalid
+        if start >= size:
+            return _UNSATISFIABLE  # §14.1.1: starts past the end
+        stop = min(int(last) + 1, size) if last else size
+    elif last:
+        suffix = int(last)
+        if suffix == 0:
+            return _UNSATISFIABLE  # §14.1.1: a zero suffix-length is unsatisfiable
+        if size == 0:
+            return _SEND_ALL  # no 206 can describe a part of an empty file
+        start, stop = max(size - suffix, 0), size
+    else:
+        return _UNSATISFIABLE  # "bytes=-" is not a range-spec
+    return Decision(FileResponseState.SEND, (start, stop))
+
+
+def decide(
+    method: str, conditions: Conditions, validators: Validators, size: int
+) -> Decision:
+    """Decide a request for an existing regular file of ``size`` bytes.
+
+    Preconditions first (RFC 9110 §13.2.2), so a 304 or 412 never depends on Range; then
+    Range, for GET only (§14.2), unless If-Range is present and false (§13.1.5).
+    """
+    state = evaluate_preconditions(method, conditions, validators)
+    if (
+        state is not FileResponseState.SEND
+        or conditions.range is None
+        or method != "GET"
+    ):
+        return Decision(state)
+    if conditions.if_range is not None and not _if_range(
+        conditions.if_range, validators
+    ):
+        return _SEND_ALL
+    return select_range(conditions.range, size)

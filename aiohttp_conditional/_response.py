@@ -1,0 +1,327 @@
+"""ConditionalFileResponse: a FileResponse that decides everything in one executor job."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import mimetypes
+import os
+import time
+from stat import S_ISREG
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.typedefs import LooseHeaders, PathLike
+from multidict import CIMultiDictProxy
+
+from ._encoding import select_variant
+from ._preconditions import (
+    Conditions,
+    Decision,
+    FileResponseState,
+    Validators,
+    decide,
+    format_http_date,
+    make_validators,
+)
+
+if TYPE_CHECKING:
+    from aiohttp.web_request import BaseRequest
+
+__all__ = ("ConditionalFileResponse",)
+
+# The same switch as aiohttp's: send through executor reads instead of sendfile(2).
+NOSENDFILE: Final = bool(os.environ.get("AIOHTTP_NOSENDFILE"))
+_DEFAULT_CHUNK_SIZE: Final = 256 * 1024
+_FALLBACK_CONTENT_TYPE: Final = "application/octet-stream"
+
+# Content-Type by extension, as upstream guesses it: compression suffixes name archive
+# types of their own instead of being taken as an encoding of the inner type.
+_CONTENT_TYPES: Final = mimetypes.MimeTypes()
+_CONTENT_TYPES.encodings_map.clear()
+for _type, _suffix in (
+    ("application/gzip", ".gz"),
+    ("application/x-brotli", ".br"),
+    ("application/x-bzip2", ".bz2"),
+    ("application/x-compress", ".Z"),
+    ("application/x-xz", ".xz"),
+):
+    _CONTENT_TYPES.add_type(_type, _suffix)
+
+# RFC 9110 §15.4.5: a 304 carries no representation metadata beyond the validators and
+# caching fields, so the fields that describe a body go.
+_BODY_HEADERS: Final = (
+    hdrs.CONTENT_TYPE,
+    hdrs.CONTENT_LENGTH,
+    hdrs.CONTENT_ENCODING,
+    hdrs.CONTENT_LANGUAGE,
+    hdrs.CONTENT_RANGE,
+)
+_STATUS: Final = {
+    FileResponseState.NOT_MODIFIED: 304,
+    FileResponseState.PRECONDITION_FAILED: 412,
+    FileResponseState.RANGE_NOT_SATISFIABLE: 416,
+    FileResponseState.FORBIDDEN: 403,
+    FileResponseState.NOT_FOUND: 404,
+}
+_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: a file swapped for a FIFO between stat and open must not hang the worker
+# thread; it changes nothing for the regular files that are read.
+_OPEN_FLAGS_CHECKED: Final = _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0)
+_CLOSING: set[asyncio.Future[None]] = set()
+
+
+class _Outcome(NamedTuple):
+    """What the executor job found out, for the event loop to answer with."""
+
+    decision: Decision
+    validators: Validators | None = None
+    size: int = 0
+    file: io.FileIO | None = None  # open only when the decision is SEND
+    encoding: str | None = None
+    has_variants: bool = False
+
+
+_FORBIDDEN: Final = _Outcome(Decision(FileResponseState.FORBIDDEN))
+_NOT_FOUND: Final = _Outcome(Decision(FileResponseState.NOT_FOUND))
+
+
+def _field(headers: CIMultiDictProxy[str], name: str) -> str | None:
+    values = headers.getall(name, None)
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else ", ".join(values)
+
+
+def _conditions(headers: CIMultiDictProxy[str]) -> Conditions:
+    return Conditions(
+        if_match=_field(headers, hdrs.IF_MATCH),
+        if_none_match=_field(headers, hdrs.IF_NONE_MATCH),
+        if_modified_since=_field(headers, hdrs.IF_MODIFIED_SINCE),
+        if_unmodified_since=_field(headers, hdrs.IF_UNMODIFIED_SINCE),
+        if_range=_field(headers, hdrs.IF_RANGE),
+        range=_field(headers, hdrs.RANGE),
+    )
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+class ConditionalFileResponse(web.FileResponse):
+    """A FileResponse that answers conditional requests exactly as RFC 9110 says.
+
+    It is constructed like :class:`aiohttp.web.FileResponse`, plus keyword-only options:
+
+    ``etag``, ``last_modified``
+        Set either to False to neither send that validator nor honour it in requests.
+    ``cache_control``
+        A Cache-Control value for the 200, 206 and 304 answers.
+
+    :meth:`prepare` runs one executor job that stats the file, evaluates every
+    precondition and opens the file only when it is to be sent.  Validators are issued
+    only once the file has stayed unchanged for a second and follow its ctime as well as
+    its mtime, so no client is ever told that a stale copy is current.  After
+    :meth:`prepare`, :attr:`state` tells what was answered.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        chunk_size: int = _DEFAULT_CHUNK_SIZE,
+        status: int = 200,
+        reason: str | None = None,
+        headers: LooseHeaders | None = None,
+        *,
+        etag: bool = True,
+        last_modified: bool = True,
+        cache_control: str | None = None,
+    ) -> None:
+        super().__init__(path, chunk_size, status, reason, headers)
+        self._send_etag = etag
+        self._send_last_modified = last_modified
+        self._cache_control = cache_control
+        self.state: FileResponseState | None = None
+
+    async def prepare(self, request: BaseRequest) -> AbstractStreamWriter | None:
+        """Decide the answer in one executor job, then send its headers and body."""
+        if self.prepared:
+            return await web.StreamResponse.prepare(self, request)
+        loop = asyncio.get_running_loop()
+        headers = request.headers
+        try:
+            outcome = await loop.run_in_executor(
+                None,
+                self._evaluate,
+                request.method,
+                _conditions(headers),
+                headers.get(hdrs.ACCEPT_ENCODING, "").lower(),
+            )
+        except PermissionError:
+            outcome = _FORBIDDEN
+        except OSError:
+            # Missing, a symlink loop, a name too long or a path through a non-directory.
+            outcome = _NOT_FOUND
+        self.state = outcome.decision.state
+        if outcome.file is None:
+            return await self._answer_without_body(request, outcome)
+        try:
+            return await self._answer_with_body(request, outcome, outcome.file)
+        finally:
+            # Closing is left to the executor and not awaited, so that the connection is
+            # free for its next request at once.
+            closing = loop.run_in_executor(None, outcome.file.close)
+            _CLOSING.add(closing)
+            closing.add_done_callback(_CLOSING.discard)
+
+    def _evaluate(
+        self, method: str, conditions: Conditions, accept_encoding: str
+    ) -> _Outcome:
+        """Stat, decide and, only to send, open: the executor job of one request."""
+        path = os.fspath(self._path)
+        if "\x00" in path:
+            return _NOT_FOUND
+        variant = select_variant(path, accept_encoding)
+        st = os.stat(path) if variant.stat is None else variant.stat
+        if not S_ISREG(st.st_mode):
+            return _FORBIDDEN
+        outcome = self._decide(
+            method, conditions, st, variant.encoding, variant.has_variants
+        )
+        if outcome.decision.state is not FileResponseState.SEND:
+            return outcome
+        flags = _OPEN_FLAGS_CHECKED
+        if variant.encoding is not None:
+            # The variant was chosen by lstat: a symlink put in its place is not followed.
+            flags |= getattr(os, "O_NOFOLLOW", 0)
+        # Not a with block: the open file is handed on to be sent and closed later.
+        file = open(os.open(variant.path, flags), "rb", buffering=0)  # noqa: SIM115
+        try:
+            # Headers and body must describe the same file: the one now open.
+            opened = os.fstat(file.fileno())
+            if not S_ISREG(opened.st_mode):
+                file.close()
+                return _FORBIDDEN
+            if _identity(opened) != _identity(st):
+                outcome = self._decide(
+                    method, conditions, opened, variant.encoding, variant.has_variants
+                )
+                if outcome.decision.state is not FileResponseState.SEND:
+                    file.close()
+                    return outcome
+        except BaseException:
+            file.close()
+            raise
+        return outcome._replace(file=file)
+
+    def _decide(
+        self,
+        method: str,
+        conditions: Conditions,
+        st: os.stat_result,
+        encoding: str | None,
+        has_variants: bool,
+    ) -> _Outcome:
+        validators = make_validators(
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_size,
+            time.time_ns(),
+            etag=self._send_etag,
+            last_modified=self._send_last_modified,
+        )
+        decision = decide(method, conditions, validators, st.st_size)
+        return _Outcome(decision, validators, st.st_size, None, encoding, has_variants)
+
+    def _set_caching_headers(self, outcome: _Outcome) -> None:
+        """Set what a 200, a 206 and a 304 of this file all carry (RFC 9110 §15.4.5)."""
+        headers = self._headers
+        validators = outcome.validators
+        assert validators is not None
+        if validators.etag is not None:
+            headers[hdrs.ETAG] = validators.etag
+        if validators.last_modified is not None:
+            headers[hdrs.LAST_MODIFIED] = format_http_date(validators.last_modified)
+        if self._cache_control is not None:
+            headers[hdrs.CACHE_CONTROL] = self._cache_control
+        if outcome.has_variants:
+            vary = headers.get(hdrs.VARY)
+            if vary is None:
+                headers[hdrs.VARY] = hdrs.ACCEPT_ENCODING
+            elif hdrs.ACCEPT_ENCODING.lower() not in vary.lower() and vary != "*":
+                headers[hdrs.VARY] = f"{vary}, {hdrs.ACCEPT_ENCODING}"
+
+    async def _answer_without_body(
+        self, request: BaseRequest, outcome: _Outcome
+    ) -> AbstractStreamWriter | None:
+        state = outcome.decision.state
+        self.set_status(_STATUS[state])
+        if state is FileResponseState.NOT_MODIFIED:
+            self._set_caching_headers(outcome)
+            for name in _BODY_HEADERS:
+                self._headers.popall(name, None)
+        else:
+            if state is FileResponseState.RANGE_NOT_SATISFIABLE:
+                # RFC 9110 §15.5.17: the current length, for the client to retry with.
+                self._headers[hdrs.CONTENT_RANGE] = f"bytes */{outcome.size}"
+            self.content_length = 0
+        return await web.StreamResponse.prepare(self, request)
+
+    async def _answer_with_body(
+        self, request: BaseRequest, outcome: _Outcome, file: io.FileIO
+    ) -> AbstractStreamWriter | None:
+        headers = self._headers
+        start, stop = outcome.decision.byte_range or (0, outcome.size)
+        if outcome.decision.byte_range is not None:
+            self.set_status(206)
+            headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{outcome.size}"
+        if hdrs.CONTENT_TYPE not in headers:
+            content_type = _CONTENT_TYPES.guess_type(os.fspath(self._path))[0]
+            headers[hdrs.CONTENT_TYPE] = content_type or _FALLBACK_CONTENT_TYPE
+        if outcome.encoding is not None:
+            headers[hdrs.CONTENT_ENCODING] = outcome.encoding
+            # Already compressed: never compress it again.
+            self._compression = False
+        self._set_caching_headers(outcome)
+        headers[hdrs.ACCEPT_RANGES] = "bytes"
+        self.content_length = count = stop - start
+        status = self.status
+        if (
+            count == 0
+            or request.method == hdrs.METH_HEAD
+            or status in (204, 304)
+            or 100 <= status < 200
+        ):
+            return await web.StreamResponse.prepare(self, request)
+        return await self._send_body(request, file, start, count)
+
+    async def _send_body(
+        self, request: BaseRequest, file: io.FileIO, offset: int, count: int
+    ) -> AbstractStreamWriter:
+        writer = await web.StreamResponse.prepare(self, request)
+        assert writer is not None
+        loop = asyncio.get_running_loop()
+        if not (NOSENDFILE or self.compression):
+            transport = request.transport
+            if transport is None:
+                raise ConnectionResetError("Connection lost")
+            try:
+                await loop.sendfile(transport, file, offset, count)
+            except NotImplementedError:
+                pass  # no sendfile(2) for this transport: read and write instead
+            else:
+                await self.write_eof()
+                return writer
+        fd = file.fileno()
+        while count > 0:
+            chunk = await loop.run_in_executor(
+                None, os.pread, fd, min(self._chunk_size, count), offset
+            )
+            if not chunk:
+                break
+            await writer.write(chunk)
+            offset += len(chunk)
+            count -= len(chunk)
+        await writer.drain()
+        return writer

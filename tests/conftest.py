@@ -1,0 +1,117 @@
+"""Shared fixtures: the parity fixture, app builders and honest counters of real work."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.pytest_plugin import AiohttpClient
+from aiohttp.test_utils import TestClient
+
+from aiohttp_conditional import ConditionalFileResponse
+from aiohttp_conditional._preconditions import STABLE_AFTER_NS
+
+ResponseClass = type[web.FileResponse]
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture(
+    params=[web.FileResponse, ConditionalFileResponse], ids=["upstream", "conditional"]
+)
+def impl(request: pytest.FixtureRequest) -> ResponseClass:
+    """Each test that takes this runs against aiohttp's FileResponse and ours."""
+    cls: ResponseClass = request.param
+    return cls
+
+
+def upstream_differs(reason: str) -> pytest.MarkDecorator:
+    """Parametrize ``impl`` for a test where upstream is known to be wrong."""
+    return pytest.mark.parametrize(
+        "impl",
+        [
+            pytest.param(
+                web.FileResponse, marks=pytest.mark.xfail(reason=reason), id="upstream"
+            ),
+            pytest.param(ConditionalFileResponse, id="conditional"),
+        ],
+    )
+
+
+@pytest.fixture
+def serve(
+    aiohttp_client: AiohttpClient,
+) -> Callable[..., Any]:
+    """Return an async function that serves one file at ``/f`` (any method)."""
+
+    async def start(cls: ResponseClass, path: Path, **kwargs: Any) -> Client:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return cls(path, **kwargs)
+
+        app = web.Application()
+        app.router.add_route("*", "/f", handler)
+        return await aiohttp_client(app)
+
+    return start
+
+
+def age(*paths: Path) -> None:
+    """Sleep until every path has stayed unchanged long enough to get validators."""
+    changed = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in paths)
+    wait = (changed + STABLE_AFTER_NS - time.time_ns()) / 1e9
+    if wait > 0:
+        time.sleep(wait + 0.02)
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A real thread pool that records the name of every job submitted to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=4)
+        self.jobs: list[str] = []
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Future[Any]:
+        self.jobs.append(getattr(fn, "__name__", repr(fn)))
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.fixture
+async def executor() -> AsyncIterator[CountingExecutor]:
+    """Make a counting pool the running loop's default executor."""
+    pool = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(pool)
+    yield pool
+
+
+# Python's audit hooks see every open() and os.open() in the process, so counting them is
+# counting real opens; a hook cannot be removed, so it only records while a test asks.
+_OPEN_WATCHERS: list[tuple[str, list[str]]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _OPEN_WATCHERS and isinstance(args[0], (str, bytes, Path)):
+        name = os.fsdecode(args[0])
+        for prefix, seen in _OPEN_WATCHERS:
+            if name.startswith(prefix):
+                seen.append(name)
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def opened(tmp_path: Path) -> Iterator[list[str]]:
+    """Record the path of every file opened under ``tmp_path`` during the test."""
+    watch: tuple[str, list[str]] = (str(tmp_path), [])
+    _OPEN_WATCHERS.append(watch)
+    yield watch[1]
+    _OPEN_WATCHERS.remove(watch)

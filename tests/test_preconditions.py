@@ -1,0 +1,451 @@
+"""The pure decision, rule by rule beside RFC 9110, plus properties over any input."""
+
+from __future__ import annotations
+
+import calendar
+import email.utils
+
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from aiohttp_conditional._preconditions import (
+    STABLE_AFTER_NS,
+    Conditions,
+    Decision,
+    FileResponseState,
+    Validators,
+    decide,
+    evaluate_preconditions,
+    format_http_date,
+    make_validators,
+    parse_http_date,
+    select_range,
+)
+
+SEND = FileResponseState.SEND
+NOT_MODIFIED = FileResponseState.NOT_MODIFIED
+FAILED = FileResponseState.PRECONDITION_FAILED
+UNSATISFIABLE = FileResponseState.RANGE_NOT_SATISFIABLE
+
+S = 1_700_000_000  # a whole second: Tue, 14 Nov 2023 22:13:20 GMT
+NS = 1_000_000_000
+CHANGED_NS = S * NS + 250_000_000  # the file changed a quarter into second S
+NOW_NS = CHANGED_NS + 5 * NS
+V = make_validators(CHANGED_NS, CHANGED_NS, 100, NOW_NS)
+TAG = V.etag
+assert TAG is not None
+LM = format_http_date(S)
+BEFORE = format_http_date(S - 1)
+AFTER = format_http_date(S + 1)
+
+
+# --- validators -----------------------------------------------------------------------
+
+
+def test_validators_of_a_stable_file_match_upstream_etag_format() -> None:
+    assert Validators(f'"{CHANGED_NS:x}-{100:x}"', S, CHANGED_NS) == V
+
+
+def test_last_modified_is_rounded_down_so_it_is_never_later_than_date() -> None:
+    assert V.last_modified == S < CHANGED_NS / NS
+
+
+@pytest.mark.parametrize(
+    "age_ns",
+    [0, 1, STABLE_AFTER_NS - 1, -5 * NS],
+    ids=["now", "1ns", "almost", "future"],
+)
+def test_a_file_changed_within_a_second_gets_no_validators(age_ns: int) -> None:
+    v = make_validators(CHANGED_NS, CHANGED_NS, 100, CHANGED_NS + age_ns)
+    assert v == Validators(None, None, CHANGED_NS)
+
+
+def test_a_file_is_stable_one_second_after_it_changed() -> None:
+    v = make_validators(CHANGED_NS, CHANGED_NS, 100, CHANGED_NS + STABLE_AFTER_NS)
+    assert v.etag is not None
+    assert v.last_modified == S
+
+
+def test_ctime_later_than_mtime_drives_the_validators() -> None:
+    # cp -p, rsync -t, tar x: old mtime, new ctime.
+    old_mtime = (S - 86400) * NS
+    v = make_validators(old_mtime, CHANGED_NS, 100, NOW_NS)
+    assert v == V
+
+
+@pytest.mark.parametrize(
+    ("etag", "last_modified", "expected"),
+    [
+        (False, True, Validators(None, S, CHANGED_NS)),
+        (True, False, Validators(TAG, None, None)),
+        (False, False, Validators(None, None, None)),
+    ],
+    ids=["no-etag", "no-last-modified", "neither"],
+)
+def test_switched_off_validators(
+    etag: bool, last_modified: bool, expected: Validators
+) -> None:
+    v = make_validators(
+        CHANGED_NS, CHANGED_NS, 100, NOW_NS, etag=etag, last_modified=last_modified
+    )
+    assert v == expected
+
+
+# --- HTTP-date (RFC 9110 §5.6.7) ------------------------------------------------------
+
+NOV_6_1994 = 784111777
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "  Sun, 06 Nov 1994 08:49:37 GMT\t",
+    ],
+    ids=["imf-fixdate", "rfc850", "asctime", "surrounding-whitespace"],
+)
+def test_all_three_date_formats_are_read(value: str) -> None:
+    assert parse_http_date(value, now=S) == NOV_6_1994
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "0",
+        "1700000000",
+        "Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT",
+        "sun, 06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 gmt",
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 06 Nov 1994 08:49:37 +0000",
+        "Sun, 06 Nov 1994 08:49:37",
+        "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 94 08:49:37 GMT",
+        "Sun, 31 Feb 1994 08:49:37 GMT",
+        "Sun, 29 Feb 1900 08:49:37 GMT",
+        "Sun, 00 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Sun, 06 Nov 1994 08:60:00 GMT",
+        "Sun, 06 Nov 1994 08:49:61 GMT",
+        "Sun, 06 Nov 0000 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT garbage",
+        "Sun,  06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 8:49:37 GMT",
+        "Sunday, 06-Nov-1994 08:49:37 GMT",
+        "Sun Nov 06 08:49:37 1994 GMT",
+        "Sun Nov 6 08:49:37 1994",
+        "1994-11-06T08:49:37Z",
+        "Sun, 06 Nov 1994 08:49:37 GMT\n",
+        "Sun, 06 Nov 1994 08:49:3\u0667 GMT",
+    ],
+)
+def test_anything_else_is_not_a_date(value: str) -> None:
+    assert parse_http_date(value, now=S) is None
+
+
+def test_leap_day_and_leap_second_are_dates() -> None:
+    assert parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT") == 1709164800
+    assert parse_http_date("Sat, 31 Dec 2016 23:59:60 GMT") == 1483228799
+
+
+@pytest.mark.parametrize(
+    ("short_year", "year"),
+    [("94", 1994), ("23", 2023), ("30", 2030), ("73", 2073), ("74", 1974)],
+)
+def test_rfc850_two_digit_years_more_than_50_years_ahead_are_in_the_past(
+    short_year: str, year: int
+) -> None:
+    # RFC 9110 §5.6.7, read in 2023.
+    value = f"Monday, 01-Jan-{short_year} 00:00:00 GMT"
+    assert parse_http_date(value, now=S) == calendar.timegm((year, 1, 1, 0, 0, 0))
+
+
+@given(st.integers(min_value=-(2**31), max_value=253402300799))
+def test_format_and_parse_round_trip(seconds: int) -> None:
+    assume(seconds >= -62135596800)  # year 1
+    text = format_http_date(seconds)
+    assert parse_http_date(text) == seconds
+    if seconds >= 0:
+        assert text == email.utils.formatdate(seconds, usegmt=True)
+
+
+# --- evaluation order and each condition (RFC 9110 §13.1, §13.2.2) --------------------
+
+C = Conditions
+
+
+@pytest.mark.parametrize(
+    ("method", "conditions", "expected"),
+    [
+        # §13.1.1 If-Match: strong comparison, "*", lists.
+        ("GET", C(if_match=TAG), SEND),
+        ("GET", C(if_match=f'"x", {TAG}'), SEND),
+        ("GET", C(if_match='"x"'), FAILED),
+        ("GET", C(if_match=f"W/{TAG}"), FAILED),
+        ("GET", C(if_match="*"), SEND),
+        ("GET", C(if_match=" * "), SEND),
+        ("GET", C(if_match=f"{TAG}, *"), SEND),
+        ("GET", C(if_match=f'junk, "x", {TAG}'), SEND),
+        ("GET", C(if_match='"x", junk'), FAILED),
+        ("GET", C(if_match=TAG.strip('"')), FAILED),
+        ("GET", C(if_match=""), FAILED),
+        ("PUT", C(if_match='"x"'), FAILED),
+        # §13.1.4 If-Unmodified-Since, only without If-Match.
+        ("GET", C(if_unmodified_since=LM), SEND),
+        ("GET", C(if_unmodified_since=AFTER), SEND),
+        ("GET", C(if_unmodified_since=BEFORE), FAILED),
+        ("GET", C(if_unmodified_since="yesterday"), SEND),
+        ("GET", C(if_unmodified_since=f"{BEFORE}, {BEFORE}"), SEND),
+        ("GET", C(if_match=TAG, if_unmodified_since=BEFORE), SEND),
+        ("GET", C(if_match="*", if_unmodified_since=BEFORE), SEND),
+        # §13.1.2 If-None-Match: weak comparison, "*", lists; 412 for other methods.
+        ("GET", C(if_none_match=TAG), NOT_MODIFIED),
+        ("HEAD", C(if_none_match=TAG), NOT_MODIFIED),
+        ("GET", C(if_none_match=f"W/{TAG}"), NOT_MODIFIED),
+        ("GET", C(if_none_match=f'"a",W/"b" ,, {TAG}'), NOT_MODIFIED),
+        ("GET", C(if_none_match='"a", W/"b"'), SEND),
+        ("GET", C(if_none_match="*"), NOT_MODIFIED),
+        ("POST", C(if_none_match=TAG), FAILED),
+        ("PUT", C(if_none_match="*"), FAILED),
+        ("DELETE", C(if_none_match=f"W/{TAG}"), FAILED),
+        # A member that is not an entity-tag matches nothing; the others still count.
+        ("GET", C(if_none_match=f"garbage, {TAG}"), NOT_MODIFIED),
+        ("GET", C(if_none_match=f'"unterminated, {TAG}'), NOT_MODIFIED),
+        ("GET", C(if_none_match="garbage"), SEND),
+        ("GET", C(if_none_match=f"{TAG[:-1]}"), SEND),
+        # §13.1.3 If-Modified-Since: GET and HEAD only, and only without If-None-Match.
+        ("GET", C(if_modified_since=LM), NOT_MODIFIED),
+        ("HEAD", C(if_modified_since=AFTER), NOT_MODIFIED),
+        ("GET", C(if_modified_since=BEFORE), SEND),
+        ("POST", C(if_modified_since=LM), SEND),
+        ("GET", C(if_modified_since="not a date"), SEND),
+        ("GET", C(if_modified_since=f"{LM}, {LM}"), SEND),
+        ("GET", C(if_none_match='"other"', if_modified_since=LM), SEND),
+        # Order: 412 before 304.
+        ("GET", C(if_match='"x"', if_none_match=TAG), FAILED),
+        ("GET", C(if_unmodified_since=BEFORE, if_modified_since=LM), FAILED),
+        ("GET", C(if_match=TAG, if_none_match=TAG), NOT_MODIFIED),
+        # §13.2.1: no preconditions for methods that select no representation.
+        ("OPTIONS", C(if_match='"x"', if_none_match=TAG), SEND),
+        ("TRACE", C(if_none_match="*"), SEND),
+    ],
+)
+def test_evaluate_preconditions(
+    method: str, conditions: Conditions, expected: FileResponseState
+) -> None:
+    assert evaluate_preconditions(method, conditions, V) is expected
+
+
+UNSTABLE = make_validators(CHANGED_NS, CHANGED_NS, 100, CHANGED_NS + NS // 2)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "expected"),
+    [
+        (C(if_none_match=TAG), SEND),
+        (C(if_none_match="*"), NOT_MODIFIED),
+        (C(if_match=TAG), FAILED),
+        (C(if_match="*"), SEND),
+        # Dates are compared with the exact change time while no date is issued.
+        (C(if_modified_since=LM), SEND),
+        (C(if_modified_since=AFTER), NOT_MODIFIED),
+        (C(if_unmodified_since=LM), FAILED),
+        (C(if_unmodified_since=AFTER), SEND),
+    ],
+)
+def test_recently_changed_file_honours_no_validator_but_exact_dates(
+    conditions: Conditions, expected: FileResponseState
+) -> None:
+    assert evaluate_preconditions("GET", conditions, UNSTABLE) is expected
+
+
+NO_VALIDATORS = make_validators(
+    CHANGED_NS, CHANGED_NS, 100, NOW_NS, etag=False, last_modified=False
+)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "expected"),
+    [
+        (C(if_none_match=TAG), SEND),
+        (C(if_match=TAG), FAILED),
+        (C(if_match="*"), SEND),
+        # RFC 9110 §13.1.3, §13.1.4: ignored when the resource has no modification date.
+        (C(if_modified_since=AFTER), SEND),
+        (C(if_unmodified_since=BEFORE), SEND),
+    ],
+)
+def test_switched_off_validators_are_not_honoured(
+    conditions: Conditions, expected: FileResponseState
+) -> None:
+    assert evaluate_preconditions("GET", conditions, NO_VALIDATORS) is expected
+
+
+# --- Range and If-Range (RFC 9110 §14, §13.1.5) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "size", "expected"),
+    [
+        ("bytes=0-9", 100, (0, 10)),
+        ("bytes=10-", 100, (10, 100)),
+        ("bytes=-10", 100, (90, 100)),
+        ("bytes=-1000", 100, (0, 100)),
+        ("bytes=50-1000", 100, (50, 100)),
+        ("bytes=99-99", 100, (99, 100)),
+        ("Bytes=0-0", 100, (0, 1)),
+        ("bytes=0-0,", 100, (0, 1)),
+        ("bytes= 0-0 ", 100, (0, 1)),
+        ("bytes=100-", 100, UNSATISFIABLE),
+        ("bytes=100-200", 100, UNSATISFIABLE),
+        ("bytes=-0", 100, UNSATISFIABLE),
+        ("bytes=-0", 0, UNSATISFIABLE),
+        ("bytes=0-", 0, UNSATISFIABLE),
+        ("bytes=-5", 0, SEND),
+        ("bytes=5-1", 100, UNSATISFIABLE),
+        ("bytes=-", 100, UNSATISFIABLE),
+        ("bytes=", 100, UNSATISFIABLE),
+        ("bytes=a-b", 100, UNSATISFIABLE),
+        ("bytes=0--1", 100, UNSATISFIABLE),
+        ("bytes=\u0661-2", 100, UNSATISFIABLE),
+        ("bytes=1_0-20", 100, UNSATISFIABLE),
+        ("bytes 0-1", 100, UNSATISFIABLE),
+        ("bytes=0-1,5-6", 100, SEND),
+        ("bytes=0-1,x", 100, UNSATISFIABLE),
+        ("items=0-1", 100, SEND),
+        ("none=", 100, SEND),
+    ],
+)
+def test_select_range(
+    value: str, size: int, expected: tuple[int, int] | FileResponseState
+) -> None:
+    if isinstance(expected, tuple):
+        assert select_range(value, size) == Decision(SEND, expected)
+    else:
+        assert select_range(value, size) == Decision(expected)
+
+
+PARTIAL = Decision(SEND, (0, 10))
+WHOLE = Decision(SEND)
+
+
+@pytest.mark.parametrize(
+    ("method", "conditions", "validators", "expected"),
+    [
+        ("GET", C(range="bytes=0-9"), V, PARTIAL),
+        ("HEAD", C(range="bytes=0-9"), V, WHOLE),
+        ("POST", C(range="bytes=0-9"), V, WHOLE),
+        ("GET", C(if_range=TAG), V, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range=TAG), V, PARTIAL),
+        ("GET", C(range="bytes=0-9", if_range=f"W/{TAG}"), V, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range='"other"'), V, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range=f"{TAG}, {TAG}"), V, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range=LM), V, PARTIAL),
+        ("GET", C(range="bytes=0-9", if_range=AFTER), V, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range=BEFORE), V, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range="garbage"), V, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range=TAG), UNSTABLE, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range=LM), UNSTABLE, WHOLE),
+        ("GET", C(range="bytes=0-9", if_range=LM), NO_VALIDATORS, WHOLE),
+        ("GET", C(range="bytes=500-", if_range=TAG), V, Decision(UNSATISFIABLE)),
+        ("GET", C(range="bytes=500-", if_range='"other"'), V, WHOLE),
+        # Preconditions come first: a 304 or 412 never depends on Range.
+        ("GET", C(range="bytes=500-", if_none_match=TAG), V, Decision(NOT_MODIFIED)),
+        ("GET", C(range="bytes=0-9", if_match='"x"'), V, Decision(FAILED)),
+    ],
+)
+def test_decide_range_and_if_range(
+    method: str, conditions: Conditions, validators: Validators, expected: Decision
+) -> None:
+    assert decide(method, conditions, validators, 100) == expected
+
+
+# --- properties -----------------------------------------------------------------------
+
+header_values = st.one_of(
+    st.none(),
+    st.text(max_size=60),
+    st.sampled_from(["*", TAG, f"W/{TAG}", LM, BEFORE, AFTER, "bytes=0-9", "bytes=-0"]),
+)
+methods = st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+validators = st.builds(
+    make_validators,
+    st.integers(0, 2**62),
+    st.integers(0, 2**62),
+    st.integers(0, 2**40),
+    st.integers(0, 2**62),
+    etag=st.booleans(),
+    last_modified=st.booleans(),
+)
+
+
+@given(methods, st.builds(Conditions, *[header_values] * 6), validators)
+def test_any_input_gets_an_answer_the_rfc_allows(
+    method: str, conditions: Conditions, v: Validators
+) -> None:
+    size = 100
+    decision = decide(method, conditions, v, size)
+    if decision.state is NOT_MODIFIED:
+        assert method in ("GET", "HEAD")
+    if decision.byte_range is not None:
+        assert method == "GET"
+        assert conditions.range is not None
+        start, stop = decision.byte_range
+        assert 0 <= start < stop <= size
+    if decision.state is UNSATISFIABLE:
+        assert method == "GET"
+        assert conditions.range is not None
+
+
+@given(
+    # The file system records times at this granularity (ext4: ns; FAT, HFS+: coarser).
+    granularity=st.sampled_from([1, 1_000_000, 4_000_000, NS]),
+    # The version the client got from us: it changed at old_at and was sent at sent_at.
+    old_at=st.integers(0, 4 * NS),
+    sent_after=st.integers(0, 3 * NS),
+    old_size=st.integers(0, 2),
+    # Later the file is replaced; mtime may be anything (kept, older, the same second),
+    # ctime is the moment of the replacement.
+    replaced_after=st.integers(1, 3 * NS),
+    new_mtime=st.integers(0, 2**61),
+    new_size=st.integers(0, 2),
+    checked_after=st.integers(0, 3 * NS),
+    use_etag=st.booleans(),
+    method=st.sampled_from(["GET", "HEAD"]),
+)
+# On a file system with whole-second times, a change late in the second that the first
+# version's time was recorded in: only the full second of waiting keeps the two apart.
+@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, False, "GET")
+@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, True, "GET")
+def test_no_validator_we_sent_gets_a_304_once_the_file_changed(
+    granularity: int,
+    old_at: int,
+    sent_after: int,
+    old_size: int,
+    replaced_after: int,
+    new_mtime: int,
+    new_size: int,
+    checked_after: int,
+    use_etag: bool,
+    method: str,
+) -> None:
+    def recorded(t: int) -> int:
+        return t - t % granularity
+
+    sent_at = old_at + sent_after
+    old = make_validators(recorded(old_at), recorded(old_at), old_size, sent_at)
+    replaced_at = sent_at + replaced_after
+    now = replaced_at + checked_after
+    new = make_validators(recorded(new_mtime), recorded(replaced_at), new_size, now)
+    if use_etag and old.etag is not None:
+        conditions = Conditions(if_none_match=old.etag)
+    elif not use_etag and old.last_modified is not None:
+        conditions = Conditions(if_modified_since=format_http_date(old.last_modified))
+    else:
+        return  # sent without that validator: the client has nothing to revalidate with
+    assert evaluate_preconditions(method, conditions, new) is not NOT_MODIFIED

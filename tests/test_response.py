@@ -1,0 +1,938 @@
+"""ConditionalFileResponse through a real server, side by side with web.FileResponse."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import http.client
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+import aiohttp_conditional._response
+from aiohttp_conditional import ConditionalFileResponse, FileResponseState
+
+from .conftest import Client, CountingExecutor, ResponseClass, age, upstream_differs
+
+Serve = Callable[..., Any]
+NS = 1_000_000_000
+S = 1_700_000_000  # Tue, 14 Nov 2023 22:13:20 GMT
+HELLO = b"Hello, conditional world!\n" * 40
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Files that every read-only test shares, old enough to carry validators."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "hello.txt").write_bytes(HELLO)
+    (root / "empty.txt").write_bytes(b"")
+    (root / "data").write_bytes(bytes(range(256)))
+    (root / "style.css").write_bytes(b"body { color: red }\n" * 20)
+    (root / "style.css.gz").write_bytes(
+        gzip.compress((root / "style.css").read_bytes())
+    )
+    (root / "style.css.br").write_bytes(b"not really brotli")
+    (root / "linked.txt").write_bytes(b"plain")
+    (root / "elsewhere.gz").write_bytes(gzip.compress(b"plain"))
+    (root / "linked.txt.gz").symlink_to(root / "elsewhere.gz")
+    (root / "sub").mkdir()
+    fractional = root / "fractional.txt"
+    fractional.write_bytes(b"fraction")
+    os.utime(fractional, ns=(S * NS + 123_456_789, S * NS + 123_456_789))
+    age(*root.iterdir())
+    return root
+
+
+async def get(
+    client: Client, method: str = "GET", **headers: str
+) -> tuple[int, CIMultiDict[str], bytes]:
+    """Send one request to /f; return status, headers and body."""
+    fields = {name.replace("_", "-"): value for name, value in headers.items()}
+    async with client.request(method, "/f", headers=fields) as resp:
+        return resp.status, CIMultiDict(resp.headers), await resp.read()
+
+
+# --- 200 and its headers --------------------------------------------------------------
+
+
+async def test_200_sends_the_file_with_upstreams_headers(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    path = site / "hello.txt"
+    client = await serve(impl, path)
+    status, headers, body = await get(client)
+    assert status == 200
+    assert body == HELLO
+    assert headers["Content-Type"] == "text/plain"
+    assert headers["Content-Length"] == str(len(HELLO))
+    assert headers["Accept-Ranges"] == "bytes"
+    assert "Content-Encoding" not in headers
+    # Same format and value as upstream, so caches primed by web.FileResponse keep hitting.
+    st = path.stat()
+    assert headers["ETag"] == f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+async def test_last_modified_round_trips_to_304_with_a_fractional_mtime(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "fractional.txt")
+    status, headers, _ = await get(client)
+    last_modified = headers["Last-Modified"]
+    assert parsedate_to_datetime(last_modified) <= parsedate_to_datetime(
+        headers["Date"]
+    )
+    status, headers, body = await get(client, If_Modified_Since=last_modified)
+    assert status == 304
+    assert body == b""
+
+
+@upstream_differs("Last-Modified is rounded up, past Date (RFC 9110 §8.8.2.1)")
+async def test_last_modified_is_never_later_than_date(
+    impl: ResponseClass, serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x")
+    client = await serve(impl, path)
+    # Early in a second, a file changed later in that same second.
+    time.sleep(1 - time.time() % 1 + 0.01)
+    second = int(time.time())
+    os.utime(path, ns=(second * NS + NS // 2, second * NS + NS // 2))
+    _, headers, _ = await get(client)
+    assert second == int(time.time()), "the machine was too slow for this test"
+    if "Last-Modified" in headers:
+        date = parsedate_to_datetime(headers["Date"])
+        assert parsedate_to_datetime(headers["Last-Modified"]) <= date
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("page.html", "text/html"),
+        ("data", "application/octet-stream"),
+        ("photo.JPG", "image/jpeg"),
+        ("archive.tar.gz", "application/gzip"),
+        ("notes.unknown_ext", "application/octet-stream"),
+    ],
+)
+async def test_content_type_is_guessed_from_the_name(
+    impl: ResponseClass, serve: Serve, tmp_path: Path, name: str, content_type: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"x")
+    client = await serve(impl, path)
+    status, headers, _ = await get(client)
+    assert status == 200
+    assert headers["Content-Type"] == content_type
+
+
+async def test_callers_content_type_and_status_are_kept(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(
+        impl, site / "hello.txt", status=203, headers={"Content-Type": "text/x-mine"}
+    )
+    status, headers, body = await get(client)
+    assert status == 203
+    assert headers["Content-Type"] == "text/x-mine"
+    assert body == HELLO
+
+
+async def test_head_sends_headers_without_body(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, headers, body = await get(client, "HEAD")
+    assert status == 200
+    assert headers["Content-Length"] == str(len(HELLO))
+    assert body == b""
+
+
+async def test_empty_file(impl: ResponseClass, serve: Serve, site: Path) -> None:
+    client = await serve(impl, site / "empty.txt")
+    status, headers, body = await get(client)
+    assert status == 200
+    assert headers["Content-Length"] == "0"
+    assert body == b""
+
+
+@pytest.mark.parametrize("chunk_size", [7, 256 * 1024])
+async def test_without_sendfile_the_body_is_read_in_chunks(
+    impl: ResponseClass,
+    serve: Serve,
+    site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk_size: int,
+) -> None:
+    monkeypatch.setattr("aiohttp.web_fileresponse.NOSENDFILE", True)
+    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", True)
+    client = await serve(impl, site / "hello.txt", chunk_size=chunk_size)
+    status, _, body = await get(client)
+    assert status == 200
+    assert body == HELLO
+    status, _, body = await get(client, Range="bytes=5-1000")
+    assert status == 206
+    assert body == HELLO[5:1001]
+
+
+# --- 403 and 404 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["missing", "loop", "too-long", "through-a-file"])
+async def test_missing_files_get_404(
+    impl: ResponseClass, serve: Serve, tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "missing"
+    if kind == "loop":
+        path.symlink_to(path)
+    elif kind == "too-long":
+        path = tmp_path / ("x" * 300)
+    elif kind == "through-a-file":
+        (tmp_path / "file").write_bytes(b"x")
+        path = tmp_path / "file" / "inside"
+    client = await serve(impl, path)
+    status, _, _ = await get(client)
+    assert status == 404
+
+
+async def test_directory_gets_403(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "sub")
+    status, _, _ = await get(client)
+    assert status == 403
+
+
+async def test_fifo_gets_403_and_is_never_opened(
+    impl: ResponseClass, serve: Serve, tmp_path: Path, opened: list[str]
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    client = await serve(impl, fifo)
+    status, _, _ = await get(client)
+    assert status == 403
+    assert opened == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+async def test_unreadable_file_gets_403(
+    impl: ResponseClass, serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "secret.txt"
+    path.write_bytes(b"secret")
+    path.chmod(0)
+    client = await serve(impl, path)
+    status, _, _ = await get(client)
+    assert status == 403
+
+
+async def test_nul_in_path_gets_404(serve: Serve, tmp_path: Path) -> None:
+    client = await serve(ConditionalFileResponse, str(tmp_path / "a\x00b"))
+    status, _, _ = await get(client)
+    assert status == 404
+
+
+# --- If-None-Match and If-Modified-Since ----------------------------------------------
+
+
+@pytest.fixture
+async def validators(
+    request: pytest.FixtureRequest, serve: Serve, site: Path
+) -> tuple[str, str]:
+    """The ETag and Last-Modified that the test's implementation gives hello.txt."""
+    impl = ConditionalFileResponse
+    if "impl" in request.fixturenames:
+        impl = request.getfixturevalue("impl")
+    client = await serve(impl, site / "hello.txt")
+    _, headers, _ = await get(client)
+    return headers["ETag"], headers["Last-Modified"]
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    ["{etag}", "W/{etag}", '"other", {etag}', "*"],
+    ids=["strong", "weak", "list", "star"],
+)
+async def test_if_none_match_gets_304(
+    impl: ResponseClass,
+    serve: Serve,
+    site: Path,
+    validators: tuple[str, str],
+    if_none_match: str,
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    value = if_none_match.format(etag=validators[0])
+    status, headers, body = await get(client, If_None_Match=value)
+    assert status == 304
+    assert body == b""
+    assert headers["ETag"] == validators[0]
+
+
+async def test_if_none_match_of_another_tag_gets_200(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, body = await get(client, If_None_Match='"other", W/"else"')
+    assert status == 200
+    assert body == HELLO
+
+
+@upstream_differs("RFC 9110 §13.1.2: a match on a method other than GET/HEAD is 412")
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_if_none_match_on_unsafe_method_gets_412(
+    impl: ResponseClass, serve: Serve, site: Path, method: str
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(client, method, If_None_Match="*")
+    assert status == 412
+
+
+async def test_if_modified_since_in_the_past_gets_200(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, body = await get(
+        client, If_Modified_Since="Sun, 06 Nov 1994 08:49:37 GMT"
+    )
+    assert status == 200
+    assert body == HELLO
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["Sun, 06 Nov 2994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT"],
+    ids=["imf-fixdate", "rfc850"],
+)
+async def test_if_modified_since_in_the_future_gets_304(
+    impl: ResponseClass, serve: Serve, site: Path, date: str
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    future = date if "2994" in date else "Sun Nov  6 08:49:37 2994"
+    status, _, _ = await get(client, If_Modified_Since=future)
+    assert status == 304
+
+
+async def test_invalid_if_modified_since_is_ignored(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(client, If_Modified_Since="not a date")
+    assert status == 200
+
+
+@upstream_differs("RFC 9110 §13.1.3: a field with more than one member is ignored")
+async def test_repeated_if_modified_since_is_ignored(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    headers = [("If-Modified-Since", "Sun, 06 Nov 2994 08:49:37 GMT")] * 2
+    async with client.get("/f", headers=headers) as resp:
+        assert resp.status == 200
+
+
+@upstream_differs("RFC 9110 §13.1.3: If-Modified-Since is only for GET and HEAD")
+async def test_if_modified_since_on_post_is_ignored(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    future = "Sun, 06 Nov 2994 08:49:37 GMT"
+    status, _, body = await get(client, "POST", If_Modified_Since=future)
+    assert status == 200
+    assert body == HELLO
+
+
+async def test_if_none_match_wins_over_if_modified_since(
+    impl: ResponseClass, serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(
+        client, If_None_Match='"other"', If_Modified_Since=validators[1]
+    )
+    assert status == 200
+
+
+# --- If-Match and If-Unmodified-Since -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("if_match", "expected"),
+    [("{etag}", 200), ('"other", {etag}', 200), ("*", 200), ('"other"', 412)],
+    ids=["strong", "list", "star", "other"],
+)
+async def test_if_match(
+    impl: ResponseClass,
+    serve: Serve,
+    site: Path,
+    validators: tuple[str, str],
+    if_match: str,
+    expected: int,
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(client, If_Match=if_match.format(etag=validators[0]))
+    assert status == expected
+
+
+async def test_if_match_never_matches_a_weak_tag(
+    impl: ResponseClass, serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(client, If_Match=f"W/{validators[0]}")
+    assert status == 412
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [("Sun, 06 Nov 1994 08:49:37 GMT", 412), ("Sun, 06 Nov 2994 08:49:37 GMT", 200)],
+    ids=["past", "future"],
+)
+async def test_if_unmodified_since(
+    impl: ResponseClass, serve: Serve, site: Path, date: str, expected: int
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(client, If_Unmodified_Since=date)
+    assert status == expected
+
+
+async def test_failed_precondition_wins_over_not_modified(
+    impl: ResponseClass, serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(client, If_Match='"other"', If_None_Match=validators[0])
+    assert status == 412
+
+
+# --- Range and If-Range ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "start", "stop"),
+    [
+        ("bytes=0-9", 0, 10),
+        ("bytes=100-", 100, 1040),
+        ("bytes=-10", 1030, 1040),
+        ("bytes=1000-5000", 1000, 1040),
+        ("bytes=-5000", 0, 1040),
+    ],
+)
+async def test_range_gets_206(
+    impl: ResponseClass, serve: Serve, site: Path, value: str, start: int, stop: int
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, headers, body = await get(client, Range=value)
+    assert status == 206
+    assert body == HELLO[start:stop]
+    assert headers["Content-Range"] == f"bytes {start}-{stop - 1}/{len(HELLO)}"
+    assert headers["Content-Length"] == str(stop - start)
+
+
+@pytest.mark.parametrize("value", ["bytes=1040-", "bytes=5000-6000", "bytes=10-5"])
+async def test_unsatisfiable_range_gets_416(
+    impl: ResponseClass, serve: Serve, site: Path, value: str
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, headers, _ = await get(client, Range=value)
+    assert status == 416
+    if value != "bytes=10-5":
+        assert headers["Content-Range"] == f"bytes */{len(HELLO)}"
+
+
+@upstream_differs("RFC 9110 §14.1.1: a zero suffix-length is unsatisfiable")
+async def test_zero_suffix_gets_416(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, headers, _ = await get(client, Range="bytes=-0")
+    assert status == 416
+    assert headers["Content-Range"] == f"bytes */{len(HELLO)}"
+
+
+@upstream_differs("RFC 9110 §14.2: only GET has range handling; HEAD ignores Range")
+async def test_range_on_head_is_ignored(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, headers, _ = await get(client, "HEAD", Range="bytes=0-9")
+    assert status == 200
+    assert headers["Content-Length"] == str(len(HELLO))
+
+
+@upstream_differs("RFC 9110 §14.2: a server may ignore Range; upstream answers 416")
+@pytest.mark.parametrize("value", ["bytes=0-1,5-6", "items=0-1"])
+async def test_several_ranges_or_unknown_units_get_the_whole_file(
+    impl: ResponseClass, serve: Serve, site: Path, value: str
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, body = await get(client, Range=value)
+    assert status == 200
+    assert body == HELLO
+
+
+async def test_if_range_with_the_current_tag_gets_206(
+    impl: ResponseClass, serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, body = await get(client, Range="bytes=0-9", If_Range=validators[0])
+    assert status == 206
+    assert body == HELLO[:10]
+
+
+async def test_if_range_with_the_current_date_gets_206(
+    impl: ResponseClass, serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, body = await get(client, Range="bytes=0-9", If_Range=validators[1])
+    assert status == 206
+    assert body == HELLO[:10]
+
+
+@upstream_differs("RFC 9110 §13.1.5: If-Range with an entity-tag is ignored upstream")
+@pytest.mark.parametrize("if_range", ['"other"', "W/{etag}"], ids=["other", "weak"])
+async def test_if_range_with_another_or_weak_tag_gets_200(
+    impl: ResponseClass,
+    serve: Serve,
+    site: Path,
+    validators: tuple[str, str],
+    if_range: str,
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    value = if_range.format(etag=validators[0])
+    status, _, body = await get(client, Range="bytes=0-9", If_Range=value)
+    assert status == 200
+    assert body == HELLO
+
+
+@upstream_differs("RFC 9110 §13.1.5: an If-Range date must match exactly, not <=")
+async def test_if_range_with_a_later_date_gets_200(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    later = "Sun, 06 Nov 2994 08:49:37 GMT"
+    status, _, body = await get(client, Range="bytes=0-9", If_Range=later)
+    assert status == 200
+    assert body == HELLO
+
+
+async def test_if_range_with_an_older_date_gets_200(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "hello.txt")
+    status, _, _ = await get(
+        client, Range="bytes=0-9", If_Range="Sun, 06 Nov 1994 08:49:37 GMT"
+    )
+    assert status == 200
+
+
+# --- precompressed variants and the headers of a 304 ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "encoding", "suffix"),
+    [("gzip", "gzip", ".gz"), ("gzip, deflate, br", "br", ".br")],
+)
+async def test_precompressed_variant_is_sent(
+    impl: ResponseClass,
+    serve: Serve,
+    site: Path,
+    accept: str,
+    encoding: str,
+    suffix: str,
+) -> None:
+    client = await serve(impl, site / "style.css")
+    async with client.get(
+        "/f", headers={"Accept-Encoding": accept}, auto_decompress=False
+    ) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Encoding"] == encoding
+        assert resp.headers["Content-Type"] == "text/css"
+        assert resp.headers["Vary"] == "Accept-Encoding"
+        assert await resp.read() == (site / f"style.css{suffix}").read_bytes()
+
+
+async def test_symlinked_variant_is_ignored(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "linked.txt")
+    status, headers, body = await get(client, Accept_Encoding="gzip")
+    assert status == 200
+    assert "Content-Encoding" not in headers
+    assert body == b"plain"
+
+
+@upstream_differs("RFC 9110 §15.4.5: a 304 carries the Vary a 200 would carry")
+async def test_304_of_a_variant_carries_vary(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "style.css")
+    _, headers, _ = await get(client, Accept_Encoding="gzip")
+    status, headers, _ = await get(
+        client, Accept_Encoding="gzip", If_None_Match=headers["ETag"]
+    )
+    assert status == 304
+    assert headers["Vary"] == "Accept-Encoding"
+
+
+@upstream_differs("RFC 9110 §12.5.5: the choice of variant depended on Accept-Encoding")
+async def test_identity_answer_for_a_file_with_variants_carries_vary(
+    impl: ResponseClass, serve: Serve, site: Path
+) -> None:
+    client = await serve(impl, site / "style.css", headers={"Vary": "Origin"})
+    status, headers, _ = await get(client, Accept_Encoding="identity")
+    assert status == 200
+    assert headers["Vary"] == "Origin, Accept-Encoding"
+
+
+@upstream_differs("RFC 9110 §15.4.5: a 304 has no body fields")
+async def test_304_keeps_callers_headers_but_no_body_fields(
+    impl: ResponseClass, serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    headers = {
+        "Cache-Control": "max-age=60",
+        "X-Mine": "1",
+        "Content-Type": "text/x-mine",
+        "Content-Language": "en",
+    }
+    client = await serve(impl, site / "hello.txt", headers=headers)
+    status, got, _ = await get(client, If_None_Match=validators[0])
+    assert status == 304
+    assert got["Cache-Control"] == "max-age=60"
+    assert got["X-Mine"] == "1"
+    assert got["ETag"] == validators[0]
+    assert got["Last-Modified"] == validators[1]
+    for name in ("Content-Type", "Content-Language", "Content-Length"):
+        assert name not in got
+
+
+# --- per-response switches ------------------------------------------------------------
+
+
+async def test_etag_false_neither_sends_nor_honours_etags(
+    serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    client = await serve(ConditionalFileResponse, site / "hello.txt", etag=False)
+    status, headers, _ = await get(client)
+    assert "ETag" not in headers
+    assert headers["Last-Modified"] == validators[1]
+    status, _, _ = await get(client, If_None_Match=validators[0])
+    assert status == 200
+    status, _, _ = await get(client, Range="bytes=0-1", If_Range=validators[0])
+    assert status == 200
+    status, _, _ = await get(client, If_Modified_Since=validators[1])
+    assert status == 304
+
+
+async def test_last_modified_false_neither_sends_nor_honours_dates(
+    serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    client = await serve(
+        ConditionalFileResponse, site / "hello.txt", last_modified=False
+    )
+    status, headers, _ = await get(client)
+    assert "Last-Modified" not in headers
+    assert headers["ETag"] == validators[0]
+    status, _, _ = await get(client, If_Modified_Since=validators[1])
+    assert status == 200
+    status, _, _ = await get(client, Range="bytes=0-1", If_Range=validators[1])
+    assert status == 200
+    status, _, _ = await get(client, If_None_Match=validators[0])
+    assert status == 304
+
+
+async def test_both_switched_off_never_gives_304(serve: Serve, site: Path) -> None:
+    client = await serve(
+        ConditionalFileResponse, site / "hello.txt", etag=False, last_modified=False
+    )
+    status, headers, _ = await get(client)
+    assert "ETag" not in headers
+    assert "Last-Modified" not in headers
+    status, _, _ = await get(
+        client, If_Modified_Since="Sun, 06 Nov 2994 08:49:37 GMT", If_None_Match='"x"'
+    )
+    assert status == 200
+
+
+async def test_cache_control_goes_on_200_206_and_304_only(
+    serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    value = "public, max-age=600"
+    client = await serve(
+        ConditionalFileResponse, site / "hello.txt", cache_control=value
+    )
+    for kwargs, expected in [
+        ({}, 200),
+        ({"Range": "bytes=0-1"}, 206),
+        ({"If_None_Match": validators[0]}, 304),
+    ]:
+        status, headers, _ = await get(client, **kwargs)
+        assert (status, headers["Cache-Control"]) == (expected, value)
+    status, headers, _ = await get(client, If_Match='"x"')
+    assert status == 412
+    assert "Cache-Control" not in headers
+    missing = await serve(ConditionalFileResponse, site / "nope", cache_control=value)
+    status, headers, _ = await get(missing)
+    assert status == 404
+    assert "Cache-Control" not in headers
+
+
+# --- one executor job, and a file opened only to be sent ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "state"),
+    [
+        ({"If-None-Match": "*"}, 304, FileResponseState.NOT_MODIFIED),
+        ({"If-Match": '"x"'}, 412, FileResponseState.PRECONDITION_FAILED),
+        ({"Range": "bytes=99999-"}, 416, FileResponseState.RANGE_NOT_SATISFIABLE),
+    ],
+)
+async def test_answers_without_body_run_one_job_and_open_nothing(
+    aiohttp_client: Any,
+    executor: CountingExecutor,
+    opened: list[str],
+    tmp_path: Path,
+    headers: dict[str, str],
+    status: int,
+    state: FileResponseState,
+) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    responses: list[ConditionalFileResponse] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        responses.append(ConditionalFileResponse(path))
+        return responses[-1]
+
+    app = web.Application()
+    app.router.add_get("/f", handler)
+    client = await aiohttp_client(app)
+    opened.clear()
+    async with client.get("/f", headers=headers) as resp:
+        assert resp.status == status
+    assert executor.jobs == ["_evaluate"]
+    assert opened == []
+    assert responses[0].state is state
+
+
+@pytest.mark.parametrize("name", ["missing", "sub"])
+async def test_403_and_404_run_one_job_and_open_nothing(
+    serve: Serve,
+    executor: CountingExecutor,
+    opened: list[str],
+    tmp_path: Path,
+    name: str,
+) -> None:
+    (tmp_path / "sub").mkdir()
+    client = await serve(ConditionalFileResponse, tmp_path / name)
+    status, _, _ = await get(client)
+    assert status in (403, 404)
+    assert executor.jobs == ["_evaluate"]
+    assert opened == []
+
+
+async def test_200_opens_the_file_once_in_its_one_job(
+    serve: Serve, executor: CountingExecutor, opened: list[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    client = await serve(ConditionalFileResponse, path)
+    opened.clear()
+    status, _, body = await get(client, Range="bytes=1-3")
+    assert (status, body) == (206, b"ont")
+    # The close is handed to the executor and not awaited.
+    await asyncio.sleep(0.05)
+    assert executor.jobs == ["_evaluate", "close"]
+    assert opened == [str(path)]
+
+
+# --- never a wrong 304 ----------------------------------------------------------------
+
+HELD = {"If-None-Match": "ETag", "If-Modified-Since": "Last-Modified"}
+
+
+def write(path: Path, content: bytes, mtime_ns: int | None = None) -> None:
+    path.write_bytes(content)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+async def revalidate(
+    client: Client, field: str, held: CIMultiDict[str]
+) -> tuple[int, bytes]:
+    headers = {field: held[HELD[field]]} if HELD[field] in held else {}
+    status, _, body = await get(
+        client, **{k.replace("-", "_"): v for k, v in headers.items()}
+    )
+    return status, body
+
+
+@upstream_differs("Last-Modified rounded up and compared with <=: a wrong 304")
+async def test_rewrite_in_the_same_second_gets_200_for_if_modified_since(
+    impl: ResponseClass, serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "f.txt"
+    write(path, b"version A", S * NS + 200_000_000)
+    age(path)
+    client = await serve(impl, path)
+    _, held, _ = await get(client)
+    write(path, b"version B", S * NS + 700_000_000)
+    assert await revalidate(client, "If-Modified-Since", held) == (200, b"version B")
+
+
+@upstream_differs("the same timestamp and size give the same validators: a wrong 304")
+@pytest.mark.parametrize("field", ["If-None-Match", "If-Modified-Since"])
+async def test_same_size_copy_keeping_the_mtime_gets_200(
+    impl: ResponseClass, serve: Serve, tmp_path: Path, field: str
+) -> None:
+    # What cp -p, rsync -t and tar x do; also two writes on a file system that records
+    # whole seconds.
+    path = tmp_path / "f.txt"
+    write(path, b"version A", S * NS)
+    age(path)
+    client = await serve(impl, path)
+    _, held, _ = await get(client)
+    write(path, b"version B", S * NS)
+    assert await revalidate(client, field, held) == (200, b"version B")
+
+
+@upstream_differs("an older mtime is <= the held Last-Modified: a wrong 304")
+async def test_rollback_to_an_older_version_gets_200(
+    impl: ResponseClass, serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "f.txt"
+    write(path, b"version B, the newer one", (S + 3600) * NS)
+    age(path)
+    client = await serve(impl, path)
+    _, held, _ = await get(client)
+    write(path, b"version A", S * NS)
+    assert await revalidate(client, "If-Modified-Since", held) == (200, b"version A")
+
+
+@pytest.mark.parametrize("field", ["If-None-Match", "If-Modified-Since"])
+async def test_two_real_writes_within_one_second_never_get_304(
+    serve: Serve, tmp_path: Path, field: str
+) -> None:
+    path = tmp_path / "f.txt"
+    client = await serve(ConditionalFileResponse, path)
+    time.sleep(1 - time.time() % 1 + 0.01)
+    write(path, b"version A")
+    _, held, _ = await get(client)
+    write(path, b"version B")
+    # Sent within the second it changed in: no validator to hold yet.
+    assert "ETag" not in held
+    assert "Last-Modified" not in held
+    assert await revalidate(client, field, held) == (200, b"version B")
+    age(path)
+    _, held, _ = await get(client)
+    assert await revalidate(client, field, held) == (304, b"")
+    write(path, b"version C")
+    assert await revalidate(client, field, held) == (200, b"version C")
+
+
+# --- any header, through a real server ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def threaded_server(site: Path) -> Iterator[str]:
+    """Serve site/ with ours from a thread, for synchronous hypothesis tests."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return ConditionalFileResponse(site / request.match_info["name"])
+
+    app = web.Application()
+    app.router.add_route("*", "/{name}", handler)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(tcp.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+field_values = st.one_of(
+    st.text(
+        st.characters(
+            min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"
+        ),
+        max_size=40,
+    ),
+    st.sampled_from(
+        [
+            "*",
+            '"x"',
+            'W/"x"',
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 2994 08:49:37 GMT",
+            "bytes=0-9",
+            "bytes=-0",
+            "bytes=5-",
+            "bytes=0-1,3-4",
+        ]
+    ),
+)
+conditional_fields = st.dictionaries(
+    st.sampled_from(
+        [
+            "If-Match",
+            "If-None-Match",
+            "If-Modified-Since",
+            "If-Unmodified-Since",
+            "If-Range",
+            "Range",
+            "Accept-Encoding",
+        ]
+    ),
+    field_values.map(str.strip),
+)
+ALLOWED = {
+    "GET": {200, 206, 304, 412, 416},
+    "HEAD": {200, 304, 412},
+    "POST": {200, 412},
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(sorted(ALLOWED)),
+    name=st.sampled_from(["hello.txt", "style.css", "empty.txt", "data"]),
+    fields=conditional_fields,
+)
+def test_any_conditional_fields_get_an_allowed_answer(
+    threaded_server: str, site: Path, method: str, name: str, fields: dict[str, str]
+) -> None:
+    connection = http.client.HTTPConnection(threaded_server, timeout=10)
+    try:
+        connection.request(method, f"/{name}", headers=fields)
+        resp = connection.getresponse()
+        body = resp.read()
+    finally:
+        connection.close()
+    assert resp.status in ALLOWED[method]
+    content = (site / name).read_bytes()
+    if resp.status == 206:
+        first, _, rest = (
+            resp.headers["Content-Range"].removeprefix("bytes ").partition("-")
+        )
+        last, _, size = rest.partition("/")
+        assert int(size) == len(content)
+        assert body == content[int(first) : int(last) + 1]
+    elif (
+        resp.status == 200 and method == "GET" and not resp.headers["Content-Encoding"]
+    ):
+        assert body == content
+    elif resp.status in (304, 412, 416) or method == "HEAD":
+        assert body == b""
