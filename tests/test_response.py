@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gzip
 import http.client
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -223,16 +226,44 @@ async def test_fifo_gets_403_and_is_never_opened(
     assert opened == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-async def test_unreadable_file_gets_403(
-    impl: ResponseClass, serve: Serve, tmp_path: Path
+@pytest.fixture
+async def unprivileged_executor() -> AsyncIterator[None]:
+    """Have the loop's executor threads touch files as an ordinary user would.
+
+    Root reads any file whatever its mode, so as root the worker threads take the
+    file-system identity of nobody (setfsuid is per thread on Linux); the kernel then
+    refuses them as it would refuse any unprivileged server.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop_file_privileges() -> None:
+        libc.setfsgid(65534)
+        libc.setfsuid(65534)
+
+    pool = ThreadPoolExecutor(max_workers=2, initializer=drop_file_privileges)
+    asyncio.get_running_loop().set_default_executor(pool)
+    yield
+
+
+@pytest.mark.parametrize("blocked", ["file", "directory"])
+async def test_permission_denied_gets_403_and_opens_nothing(
+    impl: ResponseClass, serve: Serve, unprivileged_executor: None, blocked: str
 ) -> None:
-    path = tmp_path / "secret.txt"
-    path.write_bytes(b"secret")
-    path.chmod(0)
-    client = await serve(impl, path)
-    status, _, _ = await get(client)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        (root / "dir").mkdir()
+        path = root / "dir" / "secret.txt"
+        path.write_bytes(b"secret")
+        (path if blocked == "file" else root / "dir").chmod(0)
+        client = await serve(impl, path)
+        status, _, body = await get(client)
+        (root / "dir").chmod(0o755)
     assert status == 403
+    assert body == b""
 
 
 async def test_nul_in_path_gets_404(serve: Serve, tmp_path: Path) -> None:
@@ -750,6 +781,25 @@ async def test_200_opens_the_file_once_in_its_one_job(
     await asyncio.sleep(0.05)
     assert executor.jobs == ["_evaluate", "close"]
     assert opened == [str(path)]
+
+
+async def test_still_one_open_when_web_file_response_is_ours(
+    serve: Serve,
+    opened: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # aiohttp's own test suite, run against us, swaps web.FileResponse for our class:
+    # then nothing of upstream's prepare may run as well.
+    monkeypatch.setattr(web, "FileResponse", ConditionalFileResponse)
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    client = await serve(ConditionalFileResponse, path)
+    opened.clear()
+    for _ in range(2):
+        status, _, body = await get(client)
+        assert (status, body) == (200, b"content")
+    assert opened == [str(path)] * 2
 
 
 # --- never a wrong 304 ----------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""python -m aiohttp_conditional DIR, started as a real process."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aiohttp_conditional", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """Serve a small tree; return its base URL."""
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    (root / "hello.txt").write_text("hello\n")
+    (root / "docs" / "index.html").write_text("<h1>docs</h1>\n")
+    (tmp_path / "secret.txt").write_text("outside\n")
+    (root / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    port = free_port()
+    process = start(str(root), "--port", str(port))
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.strip() == f"Serving {root} at http://127.0.0.1:{port}/"
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.communicate(timeout=10)
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+
+def test_serves_files_and_index_pages(served: str) -> None:
+    assert fetch(f"{served}/hello.txt") == (200, b"hello\n")
+    assert fetch(f"{served}/docs/") == (200, b"<h1>docs</h1>\n")
+    assert fetch(f"{served}/missing") == (404, b"")
+
+
+def test_revalidation_gets_304(served: str) -> None:
+    time.sleep(1.05)  # the files were just written: wait until they carry validators
+    with urllib.request.urlopen(f"{served}/hello.txt", timeout=10) as resp:
+        etag = resp.headers["ETag"]
+    assert etag
+    assert fetch(f"{served}/hello.txt", {"If-None-Match": etag})[0] == 304
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/../secret.txt", "/%2e%2e/secret.txt", "/docs/../../secret.txt", "/escape.txt"],
+)
+def test_nothing_outside_the_root(served: str, path: str) -> None:
+    host = served.removeprefix("http://")
+    with socket.create_connection(tuple(host.split(":"))) as sock:  # type: ignore[arg-type]
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 404")
+    assert b"outside" not in response
+
+
+def test_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
+    process = start(str(tmp_path / "nope"))
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert err == f"error: {tmp_path / 'nope'} is not a directory\n"
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = start(str(tmp_path), "--port", str(port))
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}:")
+    assert err.count("\n") == 1

@@ -1,0 +1,21 @@
+"""The public surface is exactly __all__: removing or adding a name is a decision."""
+
+import aiohttp_conditional
+
+
+def test_all() -> None:
+    assert aiohttp_conditional.__all__ == (
+        "ConditionalFileResponse",
+        "FileResponseState",
+    )
+
+
+def test_every_name_in_all_is_importable_and_documented() -> None:
+    for name in aiohttp_conditional.__all__:
+        obj = getattr(aiohttp_conditional, name)
+        assert obj.__doc__
+        assert obj.__module__.startswith("aiohttp_conditional.")
+
+
+def test_version() -> None:
+    assert isinstance(aiohttp_conditional.__version__, str)
