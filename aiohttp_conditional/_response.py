@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import LooseHeaders, PathLike
 from multidict import CIMultiDictProxy
 
-from ._encoding import select_variant
+from ._encoding import Variant, select_variant
 from ._preconditions import (
     Conditions,
     Decision,
@@ -81,6 +81,7 @@ class _Outcome(NamedTuple):
     file: io.FileIO | None = None  # open only when the decision is SEND
     encoding: str | None = None
     has_variants: bool = False
+    stat: os.stat_result | None = None  # what the decision was made from
 
 
 _FORBIDDEN: Final = _Outcome(Decision(FileResponseState.FORBIDDEN))
@@ -142,6 +143,9 @@ class ConditionalFileResponse(web.FileResponse):
         self._send_etag = etag
         self._send_last_modified = last_modified
         self._cache_control = cache_control
+        # Set when the executor job already ran before prepare(), as the static route
+        # does so that it can raise HTTPNotFound from its handler.
+        self._outcome: _Outcome | None = None
         self.state: FileResponseState | None = None
 
     async def prepare(self, request: BaseRequest) -> AbstractStreamWriter | None:
@@ -149,8 +153,9 @@ class ConditionalFileResponse(web.FileResponse):
         if self.prepared:
             return await web.StreamResponse.prepare(self, request)
         loop = asyncio.get_running_loop()
-        headers = request.headers
-        try:
+        outcome = self._outcome
+        if outcome is None:
+            headers = request.headers
             outcome = await loop.run_in_executor(
                 None,
                 self._evaluate,
@@ -158,11 +163,6 @@ class ConditionalFileResponse(web.FileResponse):
                 _conditions(headers),
                 headers.get(hdrs.ACCEPT_ENCODING, "").lower(),
             )
-        except PermissionError:
-            outcome = _FORBIDDEN
-        except OSError:
-            # Missing, a symlink loop, a name too long or a path through a non-directory.
-            outcome = _NOT_FOUND
         self.state = outcome.decision.state
         if outcome.file is None:
             return await self._answer_without_body(request, outcome)
@@ -176,21 +176,41 @@ class ConditionalFileResponse(web.FileResponse):
             closing.add_done_callback(_CLOSING.discard)
 
     def _evaluate(
-        self, method: str, conditions: Conditions, accept_encoding: str
+        self,
+        method: str,
+        conditions: Conditions,
+        accept_encoding: str,
+        known: os.stat_result | None = None,
     ) -> _Outcome:
-        """Stat, decide and, only to send, open: the executor job of one request."""
+        """Stat, decide and, only to send, open: the executor job of one request.
+
+        ``known`` is a stat of the file that the caller already made, so that no file
+        is stat'ed twice.
+        """
         path = os.fspath(self._path)
         if "\x00" in path:
             return _NOT_FOUND
-        variant = select_variant(path, accept_encoding)
-        st = os.stat(path) if variant.stat is None else variant.stat
-        if not S_ISREG(st.st_mode):
+        try:
+            variant = select_variant(path, accept_encoding)
+            if variant.stat is not None:
+                st = variant.stat
+            else:
+                st = os.stat(path) if known is None else known
+            if not S_ISREG(st.st_mode):
+                return _FORBIDDEN
+            outcome = self._decide(method, conditions, st, variant)
+            if outcome.decision.state is not FileResponseState.SEND:
+                return outcome
+            return self._open(method, conditions, variant, outcome)
+        except PermissionError:
             return _FORBIDDEN
-        outcome = self._decide(
-            method, conditions, st, variant.encoding, variant.has_variants
-        )
-        if outcome.decision.state is not FileResponseState.SEND:
-            return outcome
+        except OSError:
+            # Missing, a symlink loop, a name too long or a path through a non-directory.
+            return _NOT_FOUND
+
+    def _open(
+        self, method: str, conditions: Conditions, variant: Variant, outcome: _Outcome
+    ) -> _Outcome:
         flags = _OPEN_FLAGS_CHECKED
         if variant.encoding is not None:
             # The variant was chosen by lstat: a symlink put in its place is not followed.
@@ -203,10 +223,9 @@ class ConditionalFileResponse(web.FileResponse):
             if not S_ISREG(opened.st_mode):
                 file.close()
                 return _FORBIDDEN
-            if _identity(opened) != _identity(st):
-                outcome = self._decide(
-                    method, conditions, opened, variant.encoding, variant.has_variants
-                )
+            assert outcome.stat is not None
+            if _identity(opened) != _identity(outcome.stat):
+                outcome = self._decide(method, conditions, opened, variant)
                 if outcome.decision.state is not FileResponseState.SEND:
                     file.close()
                     return outcome
@@ -220,8 +239,7 @@ class ConditionalFileResponse(web.FileResponse):
         method: str,
         conditions: Conditions,
         st: os.stat_result,
-        encoding: str | None,
-        has_variants: bool,
+        variant: Variant,
     ) -> _Outcome:
         validators = make_validators(
             st.st_mtime_ns,
@@ -232,7 +250,15 @@ class ConditionalFileResponse(web.FileResponse):
             last_modified=self._send_last_modified,
         )
         decision = decide(method, conditions, validators, st.st_size)
-        return _Outcome(decision, validators, st.st_size, None, encoding, has_variants)
+        return _Outcome(
+            decision,
+            validators,
+            st.st_size,
+            None,
+            variant.encoding,
+            variant.has_variants,
+            st,
+        )
 
     def _set_caching_headers(self, outcome: _Outcome) -> None:
         """Set what a 200, a 206 and a 304 of this file all carry (RFC 9110 §15.4.5)."""
