@@ -3,51 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from ._response import ConditionalFileResponse
+from ._static import add_static
 
 
-def _resolve(root: Path, url_path: str) -> Path | None:
-    """Return the file a URL path names inside ``root``, or None if it names none.
-
-    Blocking (it follows symlinks), so it runs in the executor.  Only names are accepted:
-    no empty, ``.`` or ``..`` segment, no backslash or NUL, nothing that resolves outside
-    the root.
-    """
-    names = url_path.split("/") if url_path else []
-    if any(name in ("", ".", "..") or "\\" in name or "\x00" in name for name in names):
-        return None
-    target = root.joinpath(*names)
-    try:
-        resolved = target.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not resolved.is_relative_to(root):
-        return None
-    if resolved.is_dir():
-        return resolved / "index.html"
-    return resolved
-
-
-def make_app(root: Path) -> web.Application:
-    """Return an application that serves the files under ``root``."""
-    root = root.resolve(strict=True)
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        url_path = request.match_info["path"].rstrip("/")
-        loop = asyncio.get_running_loop()
-        path = await loop.run_in_executor(None, _resolve, root, url_path)
-        if path is None:
-            raise web.HTTPNotFound()
-        return ConditionalFileResponse(path)
-
+def make_app(root: Path, **options: Any) -> web.Application:
+    """Return an application that serves ``root`` with index.html for directories."""
     app = web.Application()
-    app.router.add_get("/{path:.*}", handler)
+    add_static(app, "/", root, index="index.html", **options)
     return app
 
 
@@ -55,17 +23,44 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and serve until interrupted."""
     parser = argparse.ArgumentParser(
         prog="python -m aiohttp_conditional",
-        description="Serve a directory over HTTP with correct conditional requests.",
+        description="Serve a directory over HTTP, with correct conditional requests.",
     )
-    parser.add_argument("directory", nargs="?", default=".", help="default: current")
+    parser.add_argument(
+        "directory", nargs="?", default=".", help="what to serve (default: .)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="default: 8000")
+    parser.add_argument(
+        "--listing",
+        action="store_true",
+        help="list a directory that has no index.html (default: 403)",
+    )
+    parser.add_argument(
+        "--cache-control", metavar="VALUE", help='e.g. "no-cache" or "max-age=60"'
+    )
+    parser.add_argument(
+        "--no-validators",
+        action="store_true",
+        help="send no ETag or Last-Modified, and never answer 304",
+    )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="follow symlinks that lead outside the directory",
+    )
     args = parser.parse_args(argv)
     root = Path(args.directory)
     if not root.is_dir():
         print(f"error: {root} is not a directory", file=sys.stderr)
         return 2
-    app = make_app(root)
+    app = make_app(
+        root,
+        show_index=args.listing,
+        follow_symlinks=args.follow_symlinks,
+        cache_control=args.cache_control,
+        etag=not args.no_validators,
+        last_modified=not args.no_validators,
+    )
     url = f"http://{args.host}:{args.port}/"
     try:
         web.run_app(

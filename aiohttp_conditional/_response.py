@@ -184,8 +184,10 @@ class ConditionalFileResponse(web.FileResponse):
     ) -> _Outcome:
         """Stat, decide and, only to send, open: the executor job of one request.
 
-        ``known`` is a stat of the file that the caller already made, so that no file
-        is stat'ed twice.
+        ``known`` is a stat of the file that the caller already made and vouches for
+        (the static route, having kept the path inside its root), so that no file is
+        stat'ed twice.  The file then opened must be that same file, reached without a
+        symlink, or the answer is 404: nothing swapped in meanwhile is sent.
         """
         path = os.fspath(self._path)
         if "\x00" in path:
@@ -201,7 +203,7 @@ class ConditionalFileResponse(web.FileResponse):
             outcome = self._decide(method, conditions, st, variant)
             if outcome.decision.state is not FileResponseState.SEND:
                 return outcome
-            return self._open(method, conditions, variant, outcome)
+            return self._open(method, conditions, variant, outcome, known is not None)
         except PermissionError:
             return _FORBIDDEN
         except OSError:
@@ -209,11 +211,16 @@ class ConditionalFileResponse(web.FileResponse):
             return _NOT_FOUND
 
     def _open(
-        self, method: str, conditions: Conditions, variant: Variant, outcome: _Outcome
+        self,
+        method: str,
+        conditions: Conditions,
+        variant: Variant,
+        outcome: _Outcome,
+        pinned: bool,
     ) -> _Outcome:
         flags = _OPEN_FLAGS_CHECKED
-        if variant.encoding is not None:
-            # The variant was chosen by lstat: a symlink put in its place is not followed.
+        if pinned or variant.encoding is not None:
+            # Found by lstat: a symlink put in its place is not followed.
             flags |= getattr(os, "O_NOFOLLOW", 0)
         # Not a with block: the open file is handed on to be sent and closed later.
         file = open(os.open(variant.path, flags), "rb", buffering=0)  # noqa: SIM115
@@ -225,6 +232,9 @@ class ConditionalFileResponse(web.FileResponse):
                 return _FORBIDDEN
             assert outcome.stat is not None
             if _identity(opened) != _identity(outcome.stat):
+                if pinned:
+                    file.close()
+                    return _NOT_FOUND
                 outcome = self._decide(method, conditions, opened, variant)
                 if outcome.decision.state is not FileResponseState.SEND:
                     file.close()

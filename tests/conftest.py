@@ -64,7 +64,7 @@ def serve(
 
 def age(*paths: Path) -> None:
     """Sleep until every path has stayed unchanged long enough to get validators."""
-    changed = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in paths)
+    changed = max(max(p.lstat().st_mtime_ns, p.lstat().st_ctime_ns) for p in paths)
     wait = (changed + STABLE_AFTER_NS - time.time_ns()) / 1e9
     if wait > 0:
         time.sleep(wait + 0.02)

@@ -6,7 +6,10 @@ import aiohttp_conditional
 def test_all() -> None:
     assert aiohttp_conditional.__all__ == (
         "ConditionalFileResponse",
+        "ConditionalStaticResource",
         "FileResponseState",
+        "add_static",
+        "static",
     )
 
 

@@ -1,0 +1,319 @@
+"""add_static and static: aiohttp's static route, answered in one executor job."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import html
+import os
+from collections.abc import Mapping
+from stat import S_ISDIR, S_ISLNK, S_ISREG
+from typing import Any, Final, NamedTuple
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import PathLike
+from yarl import URL
+
+from ._preconditions import Conditions, FileResponseState
+from ._response import ConditionalFileResponse, _conditions, _identity
+
+__all__ = ("ConditionalStaticResource", "add_static", "static")
+
+IMMUTABLE: Final = "public, max-age=31536000, immutable"
+_DEFAULT_CHUNK_SIZE: Final = 256 * 1024
+_RESPONSE_OPTIONS: Final = frozenset({"etag", "last_modified", "cache_control"})
+# Hashes of versioned files, by file identity; oldest dropped first beyond this many.
+_MAX_DIGESTS: Final = 4096
+
+
+class _Target(NamedTuple):
+    """A path inside the root and the stat made while finding it."""
+
+    path: str
+    stat: os.stat_result
+
+
+class _Job(NamedTuple):
+    """What a request asks of the executor job, read from it on the event loop."""
+
+    filename: str
+    method: str
+    conditions: Conditions
+    accept_encoding: str
+    version: str | None
+    ends_with_slash: bool
+
+
+class ConditionalStaticResource(web.StaticResource):
+    """A ``web.StaticResource`` that answers each request in one executor job.
+
+    The job resolves the path and keeps it inside the root, answers a directory (index
+    file, listing or 403), stats the file, evaluates the preconditions and opens the
+    file only to send it, with :class:`ConditionalFileResponse`.  Errors are raised
+    from the handler as upstream raises them, so middlewares still see
+    ``HTTPNotFound`` and ``HTTPForbidden``.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        directory: PathLike,
+        *,
+        name: str | None = None,
+        expect_handler: Any = None,
+        chunk_size: int = _DEFAULT_CHUNK_SIZE,
+        show_index: bool = False,
+        follow_symlinks: bool = False,
+        append_version: bool = False,
+        index: str | None = None,
+        immutable_versions: bool = False,
+        **response_options: Any,
+    ) -> None:
+        unknown = response_options.keys() - _RESPONSE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword arguments: {', '.join(sorted(unknown))}"
+            )
+        if index is not None and (not index or "/" in index or index in (".", "..")):
+            raise ValueError(f"index must be a file name, not {index!r}")
+        super().__init__(
+            prefix,
+            directory,
+            name=name,
+            expect_handler=expect_handler,
+            chunk_size=chunk_size,
+            show_index=show_index,
+            follow_symlinks=follow_symlinks,
+            append_version=append_version,
+        )
+        self._root = os.fspath(self._directory)
+        self._root_prefix = self._root.rstrip("/") + "/"
+        self._index = index
+        self._immutable_versions = immutable_versions
+        self._response_options: Mapping[str, Any] = response_options
+        self._digests: dict[tuple[int, int, int, int, int], str] = {}
+
+    def url_for(  # type: ignore[override]
+        self, *, filename: PathLike, append_version: bool | None = None
+    ) -> URL:
+        """Return the URL of a file, with ``?v=<hash>`` when versions are asked for.
+
+        The hash is computed once per file identity (device, inode, size, mtime, ctime)
+        instead of on every call.
+        """
+        if append_version is None:
+            append_version = self._append_version
+        url = super().url_for(filename=filename, append_version=False)
+        if not append_version:
+            return url
+        try:
+            target = self._resolve(os.fspath(filename).lstrip("/"))
+        except (OSError, ValueError):
+            return url
+        if target is None or not S_ISREG(target.stat.st_mode):
+            return url
+        digest = self._digest(target)
+        return url if digest is None else url.with_query({self.VERSION_KEY: digest})
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        headers = request.headers
+        version = None
+        if self._immutable_versions:
+            version = request.query.get(self.VERSION_KEY)
+        job = _Job(
+            request.match_info["filename"],
+            request.method,
+            _conditions(headers),
+            headers.get(hdrs.ACCEPT_ENCODING, "").lower(),
+            version,
+            request.path.endswith("/"),
+        )
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(None, self._answer, job)
+        if isinstance(answer, web.HTTPException):
+            raise answer
+        return answer
+
+    def _answer(self, job: _Job) -> web.StreamResponse | web.HTTPException:
+        """Resolve, decide and open only to send: the executor job of one request."""
+        try:
+            target = self._resolve(job.filename)
+            if target is not None and S_ISDIR(target.stat.st_mode):
+                return self._answer_directory(job, target)
+        except PermissionError:
+            return web.HTTPForbidden()
+        except (OSError, ValueError):
+            return web.HTTPNotFound()
+        if target is None:
+            return web.HTTPNotFound()
+        return self._answer_file(job, target)
+
+    def _answer_directory(
+        self, job: _Job, target: _Target
+    ) -> web.StreamResponse | web.HTTPException:
+        if self._index is not None:
+            index = self._find(f"{target.path}/{self._index}")
+            if index is not None and S_ISREG(index.stat.st_mode):
+                if job.filename and not job.ends_with_slash:
+                    # Relative links in the page resolve against the directory.
+                    location = URL.build(path=f"{self._prefix}/{job.filename}/")
+                    return web.HTTPMovedPermanently(location=location)
+                return self._answer_file(job, index)
+        if self._show_index:
+            return web.Response(
+                text=self._listing(target.path), content_type="text/html"
+            )
+        return web.HTTPForbidden()
+
+    def _answer_file(
+        self, job: _Job, target: _Target
+    ) -> web.StreamResponse | web.HTTPException:
+        response = ConditionalFileResponse(
+            target.path, chunk_size=self._chunk_size, **self._response_options
+        )
+        outcome = response._evaluate(
+            job.method, job.conditions, job.accept_encoding, known=target.stat
+        )
+        state = outcome.decision.state
+        if state is FileResponseState.NOT_FOUND:
+            return web.HTTPNotFound()
+        if state is FileResponseState.FORBIDDEN:
+            return web.HTTPForbidden()
+        if job.version is not None and job.version == self._digest(target):
+            response._cache_control = IMMUTABLE
+        response._outcome = outcome
+        return response
+
+    def _resolve(self, filename: str) -> _Target | None:
+        """Find a URL path's file inside the root, or None if it names none there.
+
+        One lstat per path segment and no other stat: the last one is the file's own.
+        ``..`` never reaches past the root; a symlink is followed only to a place inside
+        the root unless ``follow_symlinks`` is set (the semantics of aiohttp's fix for
+        CVE-2024-23334).
+        """
+        if filename.startswith("/") or "\x00" in filename or "\\" in filename:
+            return None  # an absolute or UNC path, or no path at all
+        names = [name for name in filename.split("/") if name and name != "."]
+        if ".." in names:
+            return None
+        if not names:
+            return _Target(self._root, os.stat(self._root))
+        path = self._root
+        for position, name in enumerate(names):
+            path = f"{path}/{name}"
+            st = os.lstat(path)
+            if S_ISLNK(st.st_mode):
+                return self._follow(os.path.join(path, *names[position + 1 :]))
+            if not S_ISDIR(st.st_mode) and position < len(names) - 1:
+                return None  # a file used as a directory
+        return _Target(path, st)
+
+    def _find(self, path: str) -> _Target | None:
+        """Stat one path known to be inside the root, following a symlink as allowed."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        return self._follow(path) if S_ISLNK(st.st_mode) else _Target(path, st)
+
+    def _follow(self, path: str) -> _Target | None:
+        real = os.path.realpath(path)
+        if not self._follow_symlinks and not (
+            real == self._root or real.startswith(self._root_prefix)
+        ):
+            return None
+        return _Target(real, os.stat(real))
+
+    def _digest(self, target: _Target) -> str | None:
+        """Return the version hash of a file, reading it only for a new identity."""
+        key = _identity(target.stat)
+        digest = self._digests.get(key)
+        if digest is not None:
+            return digest
+        sha256 = hashlib.sha256()
+        with open(target.path, "rb") as file:
+            if _identity(os.fstat(file.fileno())) != key:
+                return None  # changed since it was found: hash it next time
+            while chunk := file.read(_DEFAULT_CHUNK_SIZE):
+                sha256.update(chunk)
+        digest = base64.urlsafe_b64encode(sha256.digest()).decode("ascii")
+        if len(self._digests) >= _MAX_DIGESTS:
+            del self._digests[next(iter(self._digests))]
+        self._digests[key] = digest
+        return digest
+
+    def _listing(self, path: str) -> str:
+        """Return the HTML index of a directory, as aiohttp's StaticResource writes it."""
+        relative = os.path.relpath(path, self._root)
+        title = f"Index of /{html.escape(relative)}"
+        items = []
+        with os.scandir(path) as entries:
+            for entry in sorted(entries, key=lambda entry: entry.name):
+                url_path = f"{self._prefix}/{os.path.relpath(entry.path, self._root)}"
+                href = URL.build(path=url_path, encoded=False).raw_path
+                name = f"{entry.name}/" if _is_dir(entry) else entry.name
+                items.append(f'<li><a href="{href}">{html.escape(name)}</a></li>')
+        body = f"<body>\n<h1>{title}</h1>\n<ul>\n{chr(10).join(items)}\n</ul>\n</body>"
+        return f"<html>\n<head>\n<title>{title}</title>\n</head>\n{body}\n</html>"
+
+    def __repr__(self) -> str:
+        name = f"'{self.name}'" if self.name is not None else ""
+        return (
+            f"<ConditionalStaticResource {name} {self._prefix} -> {self._directory!r}>"
+        )
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Tell whether an entry is a directory, a broken or looping symlink being none."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def add_static(
+    router: web.UrlDispatcher | web.Application,
+    prefix: str,
+    path: PathLike,
+    **kwargs: Any,
+) -> ConditionalStaticResource:
+    """Serve the files under ``path`` at ``prefix``, like ``router.add_static``.
+
+    Takes what ``UrlDispatcher.add_static`` takes (``name``, ``expect_handler``,
+    ``chunk_size``, ``show_index``, ``follow_symlinks``, ``append_version``), plus
+    ``index`` (a file name to serve for a directory, such as ``"index.html"``),
+    ``immutable_versions`` (a long-lived immutable Cache-Control for requests whose
+    ``?v=`` is the file's current hash) and the options of
+    :class:`ConditionalFileResponse` (``etag``, ``last_modified``, ``cache_control``).
+    """
+    if isinstance(router, web.Application):
+        router = router.router
+    assert prefix.startswith("/")
+    if prefix.endswith("/"):
+        prefix = prefix[:-1]
+    resource = ConditionalStaticResource(prefix, path, **kwargs)
+    router.register_resource(resource)
+    return resource
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class _StaticDef(web.AbstractRouteDef):
+    prefix: str
+    path: PathLike
+    kwargs: dict[str, Any]
+
+    def __repr__(self) -> str:
+        info = "".join(f", {name}={value!r}" for name, value in self.kwargs.items())
+        return f"<StaticDef {self.prefix} -> {self.path}{info}>"
+
+    def register(self, router: web.UrlDispatcher) -> list[web.AbstractRoute]:
+        resource = add_static(router, self.prefix, self.path, **self.kwargs)
+        return list(resource)
+
+
+def static(prefix: str, path: PathLike, **kwargs: Any) -> web.AbstractRouteDef:
+    """Return a route definition for ``app.add_routes``, like ``web.static``."""
+    return _StaticDef(prefix, path, kwargs)

@@ -1,0 +1,515 @@
+"""add_static and static through a real server, side by side with router.add_static."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import threading
+from base64 import urlsafe_b64encode
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.pytest_plugin import AiohttpClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiohttp_conditional import ConditionalStaticResource, add_static, static
+
+from .conftest import Client, CountingExecutor, age
+
+SECRET = b"TOP SECRET, outside the root\n"
+HELLO = b"hello from inside the root\n"
+Mount = Callable[..., Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A served root, with things beside it that must never be served."""
+    top = tmp_path_factory.mktemp("tree")
+    (top / "secret.txt").write_bytes(SECRET)
+    (top / "rootevil").mkdir()
+    (top / "rootevil" / "x.txt").write_bytes(SECRET)
+    root = top / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "docs").mkdir()
+    (root / "empty-dir").mkdir()
+    (root / "hello.txt").write_bytes(HELLO)
+    (root / "style.css").write_bytes(b"body {}\n" * 50)
+    (root / "style.css.gz").write_bytes(b"pretend gzip")
+    (root / "sub" / "page.html").write_bytes(b"<p>page</p>\n")
+    (root / "sub" / "deeper" / "x.txt").write_bytes(b"deep\n")
+    (root / "docs" / "index.html").write_bytes(b"<h1>docs</h1>\n")
+    (root / "with space.txt").write_bytes(b"space\n")
+    (root / "%41.txt").write_bytes(b"percent\n")
+    (root / "a&b<c>.txt").write_bytes(b"markup\n")
+    (root / "\u00fcn\u00efcode.txt").write_bytes(b"unicode\n")
+    (root / "link_inside").symlink_to(root / "hello.txt")
+    (root / "link_outside").symlink_to(top / "secret.txt")
+    (root / "dirlink_outside").symlink_to(top)
+    (root / "link_sibling").symlink_to(top / "rootevil" / "x.txt")
+    (root / "loop").symlink_to(root / "loop")
+    os.mkfifo(root / "fifo")
+    age(*root.rglob("*"), top / "secret.txt")
+    return root
+
+
+def inside(root: Path) -> set[bytes]:
+    """The contents of every regular file under root: all a 200 may carry."""
+    return {
+        p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.fixture(params=["upstream", "conditional"])
+def mount(request: pytest.FixtureRequest, aiohttp_client: AiohttpClient) -> Mount:
+    """Serve a directory at a prefix with upstream's add_static or ours."""
+
+    async def start(prefix: str, root: Path, **kwargs: Any) -> Client:
+        app = web.Application()
+        if request.param == "upstream":
+            app.router.add_static(prefix, root, **kwargs)
+        else:
+            add_static(app, prefix, root, **kwargs)
+        return await aiohttp_client(app)
+
+    return start
+
+
+async def raw_get(client: Client, target: str) -> tuple[int, bytes]:
+    """Send a request line exactly as written; return status and body."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+# --- what upstream's StaticResource offers --------------------------------------------
+
+
+async def test_serves_files(mount: Mount, tree: Path) -> None:
+    client = await mount("/static", tree)
+    for name, content in [("hello.txt", HELLO), ("sub/deeper/x.txt", b"deep\n")]:
+        async with client.get(f"/static/{name}") as resp:
+            assert resp.status == 200
+            assert await resp.read() == content
+    async with client.get("/static/with%20space.txt") as resp:
+        assert await resp.read() == b"space\n"
+    async with client.get("/static/%2541.txt") as resp:
+        assert await resp.read() == b"percent\n"
+    async with client.head("/static/hello.txt") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Length"] == str(len(HELLO))
+
+
+async def test_symlink_inside_the_root_is_followed(mount: Mount, tree: Path) -> None:
+    client = await mount("/static", tree)
+    async with client.get("/static/link_inside") as resp:
+        assert (resp.status, await resp.read()) == (200, HELLO)
+
+
+@pytest.mark.parametrize("name", ["link_outside", "dirlink_outside/secret.txt"])
+async def test_symlink_leaving_the_root_is_followed_only_when_asked(
+    mount: Mount, tree: Path, name: str
+) -> None:
+    client = await mount("/static", tree)
+    async with client.get(f"/static/{name}") as resp:
+        assert resp.status == 404
+    client = await mount("/static", tree, follow_symlinks=True)
+    async with client.get(f"/static/{name}") as resp:
+        assert (resp.status, await resp.read()) == (200, SECRET)
+
+
+async def test_directory_gets_403_without_listing(mount: Mount, tree: Path) -> None:
+    client = await mount("/static", tree)
+    for path in ("/static/sub", "/static/sub/", "/static/"):
+        async with client.get(path) as resp:
+            assert resp.status == 403
+
+
+@pytest.mark.parametrize("path", ["/static/", "/static/sub", "/static/empty-dir/"])
+async def test_listing_is_upstreams_page(
+    aiohttp_client: AiohttpClient, tree: Path, path: str
+) -> None:
+    pages = []
+    for use_ours in (False, True):
+        app = web.Application()
+        if use_ours:
+            add_static(app, "/static", tree, show_index=True)
+        else:
+            app.router.add_static("/static", tree, show_index=True)
+        client = await aiohttp_client(app)
+        async with client.get(path) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "text/html"
+            pages.append(await resp.text())
+    assert pages[0] == pages[1]
+    assert "a&amp;b&lt;c&gt;.txt" in pages[1] or path != "/static/"
+
+
+async def test_fifo_is_never_opened(
+    mount: Mount, tree: Path, opened: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await mount("/static", tree)
+    async with client.get("/static/fifo") as resp:
+        assert resp.status == 403
+
+
+async def test_url_for_and_named_resources(mount: Mount, tree: Path) -> None:
+    client = await mount("/static", tree, name="files")
+    app = client.app
+    assert app is not None
+    resource = app.router["files"]
+    assert isinstance(resource, web.StaticResource)
+    assert resource in list(app.router.resources())
+    assert str(resource.url_for(filename="sub/page.html")) == "/static/sub/page.html"
+    assert (
+        str(resource.url_for(filename="with space.txt")) == "/static/with%20space.txt"
+    )
+
+
+async def test_url_for_append_version_matches_upstream(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    app = web.Application()
+    ours = add_static(app, "/ours", tree)
+    theirs = app.router.add_static("/theirs", tree)
+    assert isinstance(theirs, web.StaticResource)
+    digest = urlsafe_b64encode(hashlib.sha256(HELLO).digest()).decode()
+    resources: list[web.StaticResource] = [ours, theirs]
+    for resource in resources:
+        url = resource.url_for(filename="hello.txt", append_version=True)
+        assert url.query["v"] == digest
+        for missing in ("nope.txt", "sub", "../secret.txt", "link_outside"):
+            assert (
+                "v" not in resource.url_for(filename=missing, append_version=True).query
+            )
+
+
+async def test_sub_application_prefix(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    sub = web.Application()
+    resource = add_static(sub, "/static", tree)
+    app = web.Application()
+    app.add_subapp("/sub", sub)
+    client = await aiohttp_client(app)
+    assert str(resource.url_for(filename="hello.txt")) == "/sub/static/hello.txt"
+    async with client.get("/sub/static/hello.txt") as resp:
+        assert (resp.status, await resp.read()) == (200, HELLO)
+
+
+async def test_static_route_definition(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    app = web.Application()
+    app.add_routes([static("/files", tree, name="files", show_index=True)])
+    assert isinstance(app.router["files"], ConditionalStaticResource)
+    client = await aiohttp_client(app)
+    async with client.get("/files/hello.txt") as resp:
+        assert (resp.status, await resp.read()) == (200, HELLO)
+    async with client.get("/files/") as resp:
+        assert resp.status == 200
+
+
+async def test_middlewares_see_not_found_raised(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    @web.middleware
+    async def fallback(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return web.Response(text="custom 404", status=404)
+
+    app = web.Application(middlewares=[fallback])
+    add_static(app, "/static", tree)
+    client = await aiohttp_client(app)
+    async with client.get("/static/nope.txt") as resp:
+        assert (resp.status, await resp.text()) == (404, "custom 404")
+
+
+# --- never a path outside the root ----------------------------------------------------
+
+TRAVERSALS = [
+    "../secret.txt",
+    "..%2fsecret.txt",
+    "..%2Fsecret.txt",
+    "%2e%2e/secret.txt",
+    "%2E%2E/secret.txt",
+    "%2e%2e%2fsecret.txt",
+    ".%2e/secret.txt",
+    "%2e./secret.txt",
+    "..%5csecret.txt",
+    "..\\secret.txt",
+    "%2e%2e%5csecret.txt",
+    "sub/../../secret.txt",
+    "sub/%2e%2e/%2e%2e/secret.txt",
+    "sub/..%2f..%2fsecret.txt",
+    "sub/deeper/../../../secret.txt",
+    "%252e%252e/secret.txt",
+    "%252e%252e%252fsecret.txt",
+    "..%252fsecret.txt",
+    "....//secret.txt",
+    "..../secret.txt",
+    ".../secret.txt",
+    "..;/secret.txt",
+    "/..%2f..%2fsecret.txt",
+    "//..%2fsecret.txt",
+    "%2f..%2fsecret.txt",
+    "%2fetc%2fpasswd",
+    "%2Fetc%2Fpasswd",
+    "/etc/passwd",
+    "//etc/passwd",
+    "\\etc\\passwd",
+    "%5cetc%5cpasswd",
+    "\\\\server\\share\\x",
+    "%5c%5cserver%5cshare%5cx",
+    "C:\\Windows\\win.ini",
+    "C:%5cWindows%5cwin.ini",
+    "..%00/secret.txt",
+    "hello.txt%00.png",
+    "%00",
+    "secret.txt",
+    "link_outside",
+    "link_outside/",
+    "dirlink_outside/secret.txt",
+    "dirlink_outside%2fsecret.txt",
+    "dirlink_outside/root/../secret.txt",
+    "sub/..%2f..%2flink_outside",
+    "link_sibling",
+    "../rootevil/x.txt",
+    "..%2frootevil%2fx.txt",
+    "%c0%ae%c0%ae/secret.txt",
+    "%c0%ae%c0%ae%c0%afsecret.txt",
+    "..%c0%afsecret.txt",
+    "%e0%80%ae%e0%80%ae/secret.txt",
+    "%ef%bc%8e%ef%bc%8e/secret.txt",
+    "..%ef%bc%8fsecret.txt",
+    "..%u2215secret.txt",
+    "%uff0e%uff0e/secret.txt",
+    "sub/../../../../../../../../etc/passwd",
+    "%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "..%2f..%2f..%2f..%2fetc%2fpasswd",
+    "loop",
+    "loop/x",
+    "fifo",
+    "hello.txt/x",
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+async def test_nothing_outside_the_root_is_ever_served(
+    mount: Mount, tree: Path, path: str
+) -> None:
+    client = await mount("/static", tree)
+    status, body = await raw_get(client, f"/static/{path}")
+    assert status in (400, 403, 404)
+    assert SECRET not in body
+    assert b"root:" not in body
+
+
+@pytest.mark.parametrize(
+    "mount",
+    [
+        pytest.param(
+            "upstream", marks=pytest.mark.xfail(reason="ENAMETOOLONG escapes: a 500")
+        ),
+        "conditional",
+    ],
+    indirect=True,
+)
+async def test_name_too_long_gets_404(mount: Mount, tree: Path) -> None:
+    client = await mount("/static", tree)
+    status, _ = await raw_get(client, "/static/" + "x" * 5000)
+    assert status == 404
+
+
+# The parts a fuzzed URL path is made of: names that exist, dot segments in every
+# spelling, separators, and bytes that often confuse decoders.
+url_parts = st.sampled_from(
+    ["hello.txt", "sub", "deeper", "x.txt", "link_inside", "link_outside", "docs",
+     "dirlink_outside", "secret.txt", "root", "rootevil", "..", ".", "%2e", "%2E", "%2f",
+     "%2F", "%5c", "\\", "/", "//", "%00", "%252e", "%c0%ae", "%25", "%20", "~", ";"]
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def threaded_static(tree: Path) -> Iterator[int]:
+    """Serve tree with our add_static from a thread; return the port."""
+    app = web.Application()
+    add_static(app, "/static", tree, show_index=True)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    port: int = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield port
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(url_parts, max_size=8).map("/".join))
+def test_any_url_path_gets_only_files_inside_the_root(
+    threaded_static: int, tree: Path, path: str
+) -> None:
+    with socket.create_connection(("127.0.0.1", threaded_static), timeout=10) as sock:
+        request = f"GET /static/{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert status in (200, 301, 400, 403, 404)
+    assert SECRET not in body
+    if status == 200 and b"text/html" not in head:
+        assert body in inside(tree)
+
+
+# --- one executor job, and each file stat'ed once -------------------------------------
+
+
+@pytest.fixture
+def syscalls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, bool]]:
+    """Record (call, path, on a worker thread) for every stat, lstat, fstat and open."""
+    seen: list[tuple[str, str, bool]] = []
+    main = threading.main_thread()
+
+    def record(name: str, path: Any) -> None:
+        where = threading.current_thread() is not main
+        seen.append((name, "fd" if isinstance(path, int) else os.fsdecode(path), where))
+
+    for name in ("stat", "lstat", "fstat", "open"):
+        real = getattr(os, name)
+
+        def spy(
+            path: Any, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any
+        ) -> Any:
+            record(_name, path)
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "jobs", "opens"),
+    [
+        ({"If-None-Match": "*"}, 304, ["_answer"], 0),
+        ({"If-Match": '"x"'}, 412, ["_answer"], 0),
+        ({}, 200, ["_answer", "close"], 1),
+    ],
+    ids=["304", "412", "200"],
+)
+async def test_one_job_and_no_second_stat(
+    aiohttp_client: AiohttpClient,
+    tree: Path,
+    executor: CountingExecutor,
+    syscalls: list[tuple[str, str, bool]],
+    headers: dict[str, str],
+    status: int,
+    jobs: list[str],
+    opens: int,
+) -> None:
+    app = web.Application()
+    add_static(app, "/static", tree)
+    client = await aiohttp_client(app)
+    syscalls.clear()
+    async with client.get(
+        "/static/sub/page.html", headers={"Accept-Encoding": "gzip, br", **headers}
+    ) as resp:
+        assert resp.status == status
+        await resp.read()
+    await asyncio.sleep(0.05)  # the close of a sent file is not awaited
+    assert executor.jobs == jobs
+    file = str(tree / "sub" / "page.html")
+    ours = [call[:2] for call in syscalls if call[2] and call[1] in (file, "fd")]
+    assert ours.count(("lstat", file)) == 1
+    assert ("stat", file) not in ours
+    assert ours.count(("open", file)) == opens
+    assert ours.count(("fstat", "fd")) == opens
+    # No file-system call of ours on the event loop (asyncio's sendfile fstats there).
+    assert [call for call in syscalls if not call[2] and call[0] != "fstat"] == []
+
+
+# --- options of our own ---------------------------------------------------------------
+
+
+async def test_response_options_per_mount(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    app = web.Application()
+    add_static(app, "/plain", tree, etag=False, last_modified=False)
+    add_static(app, "/cached", tree, cache_control="max-age=60")
+    client = await aiohttp_client(app)
+    async with client.get("/plain/hello.txt", headers={"If-None-Match": "*"}) as resp:
+        assert resp.status == 304  # "*" is about existence, not a validator
+    async with client.get("/plain/hello.txt") as resp:
+        assert "ETag" not in resp.headers
+        assert "Last-Modified" not in resp.headers
+    async with client.get("/cached/hello.txt") as resp:
+        etag = resp.headers["ETag"]
+        assert resp.headers["Cache-Control"] == "max-age=60"
+    async with client.get("/cached/hello.txt", headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 304
+        assert resp.headers["Cache-Control"] == "max-age=60"
+    async with client.get("/plain/hello.txt", headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 200
+    with pytest.raises(TypeError, match="unexpected keyword arguments: etags"):
+        add_static(app, "/bad", tree, etags=False)
+
+
+async def test_index_file_and_redirect(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    app = web.Application()
+    add_static(app, "/", tree, index="index.html")
+    client = await aiohttp_client(app)
+    async with client.get("/docs/") as resp:
+        assert (resp.status, await resp.read()) == (200, b"<h1>docs</h1>\n")
+    async with client.get("/docs", allow_redirects=False) as resp:
+        assert (resp.status, resp.headers["Location"]) == (301, "/docs/")
+    async with client.get("/sub/") as resp:
+        assert resp.status == 403
+
+
+async def test_versioned_urls_get_immutable_caching(
+    aiohttp_client: AiohttpClient, tmp_path: Path, opened: list[str]
+) -> None:
+    path = tmp_path / "app.js"
+    path.write_bytes(b"console.log(1)\n")
+    age(path)
+    app = web.Application()
+    resource = add_static(app, "/s", tmp_path, immutable_versions=True)
+    client = await aiohttp_client(app)
+    opened.clear()
+    url = resource.url_for(filename="app.js", append_version=True)
+    assert resource.url_for(filename="app.js", append_version=True) == url
+    assert opened == [str(path)], "hashed once, then from the cache"
+    async with client.get(str(url)) as resp:
+        assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    async with client.get("/s/app.js?v=stale") as resp:
+        assert resp.status == 200
+        assert "Cache-Control" not in resp.headers
+    path.write_bytes(b"console.log(2)\n")
+    async with client.get(str(url)) as resp:
+        assert await resp.read() == b"console.log(2)\n"
+        assert "Cache-Control" not in resp.headers
+    assert resource.url_for(filename="app.js", append_version=True) != url
