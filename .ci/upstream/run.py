@@ -1,7 +1,9 @@
-"""Run the installed aiohttp's FileResponse tests against ConditionalFileResponse.
+"""Run the installed aiohttp's own FileResponse and static-route tests against ours.
 
 Downloads the aiohttp sdist of the installed version into a temporary directory, runs
-its ``tests/test_web_sendfile_functional.py`` with ``conftest.py`` from here, and checks
+its ``tests/test_web_sendfile_functional.py`` and ``tests/test_web_urldispatcher.py``
+with ``conftest.py`` from here (web.FileResponse is ConditionalFileResponse and
+router.add_static is add_static), and checks
 the outcome against ``expected-differences.txt``: every test not listed there must pass,
 and every test listed must fail.  Nothing of the sdist is kept.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 from aiohttp_conditional._preconditions import STABLE_AFTER_NS
 
 HERE = Path(__file__).parent
-TEST_MODULES = ("test_web_sendfile_functional.py",)
+TEST_MODULES = ("test_web_sendfile_functional.py", "test_web_urldispatcher.py")
 
 
 def expected_failures() -> dict[str, str]:
@@ -133,7 +135,7 @@ def main() -> int:
         # Only then is aiohttp's own report worth reading; a passing run stays short.
         print(ran.stdout)
     print(
-        f"aiohttp {aiohttp_version} FileResponse tests against ConditionalFileResponse: "
+        f"aiohttp {aiohttp_version}'s own file tests against ours: "
         f"{passed} passed, {len(failed)} failed as expected differences "
         f"({len(expected)} listed), {skipped} skipped"
     )
