@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -87,6 +88,42 @@ def test_nothing_outside_the_root(served: str, path: str) -> None:
             response += chunk
     assert response.startswith(b"HTTP/1.1 404")
     assert b"outside" not in response
+
+
+def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    process = start(str(tmp_path), "--port", str(port))
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("Serving ")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_options(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("a\n")
+    time.sleep(1.05)  # old enough for validators, were they on
+    port = free_port()
+    process = start(
+        str(tmp_path), "--port", str(port), "--listing", "--no-validators",
+        "--cache-control", "no-cache",
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.readline()
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/sub/", timeout=10
+        ) as resp:
+            assert b'<a href="/sub/a.txt">a.txt</a>' in resp.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/sub/a.txt") as resp:
+            assert resp.headers["Cache-Control"] == "no-cache"
+            assert resp.headers["ETag"] is None
+            assert resp.headers["Last-Modified"] is None
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
 
 
 def test_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:

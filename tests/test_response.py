@@ -8,7 +8,6 @@ import gzip
 import http.client
 import os
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,14 @@ from multidict import CIMultiDict
 import aiohttp_conditional._response
 from aiohttp_conditional import ConditionalFileResponse, FileResponseState
 
-from .conftest import Client, CountingExecutor, ResponseClass, age, upstream_differs
+from .conftest import (
+    Client,
+    CountingExecutor,
+    ResponseClass,
+    age,
+    serve_in_thread,
+    upstream_differs,
+)
 
 Serve = Callable[..., Any]
 NS = 1_000_000_000
@@ -917,19 +923,8 @@ def threaded_server(site: Path) -> Iterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{name}", handler)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(tcp.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with serve_in_thread(app) as port:
+        yield f"127.0.0.1:{port}"
 
 
 field_values = st.one_of(

@@ -6,12 +6,14 @@ import asyncio
 import hashlib
 import os
 import socket
+import stat
 import threading
 from base64 import urlsafe_b64encode
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.pytest_plugin import AiohttpClient
@@ -20,9 +22,10 @@ from hypothesis import strategies as st
 
 from aiohttp_conditional import ConditionalStaticResource, add_static, static
 
-from .conftest import Client, CountingExecutor, age
+from .conftest import Client, CountingExecutor, age, serve_in_thread
 
 SECRET = b"TOP SECRET, outside the root\n"
+TIMEOUT = aiohttp.ClientTimeout(total=20)
 HELLO = b"hello from inside the root\n"
 Mount = Callable[..., Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -158,12 +161,26 @@ async def test_listing_is_upstreams_page(
     assert "a&amp;b&lt;c&gt;.txt" in pages[1] or path != "/static/"
 
 
-async def test_fifo_is_never_opened(
-    mount: Mount, tree: Path, opened: list[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+async def test_special_files_get_403_and_are_never_opened(
+    mount: Mount, tmp_path: Path, opened: list[str], kind: str
 ) -> None:
-    client = await mount("/static", tree)
-    async with client.get("/static/fifo") as resp:
+    path = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+        listener.close()
+    else:
+        try:
+            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # like /dev/null
+        except PermissionError:
+            pytest.skip("this machine lets nobody make device files")
+    client = await mount("/static", tmp_path)
+    async with client.get(f"/static/{kind}", timeout=TIMEOUT) as resp:
         assert resp.status == 403
+    assert opened == []
 
 
 async def test_url_for_and_named_resources(mount: Mount, tree: Path) -> None:
@@ -350,18 +367,8 @@ def threaded_static(tree: Path) -> Iterator[int]:
     """Serve tree with our add_static from a thread; return the port."""
     app = web.Application()
     add_static(app, "/static", tree, show_index=True)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-    port: int = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield port
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with serve_in_thread(app) as port:
+        yield port
 
 
 @settings(max_examples=300, deadline=None)
