@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import functools
 import re
 import time
 from typing import Final, NamedTuple
@@ -147,6 +148,8 @@ def _if_match(value: str, validators: Validators) -> bool:
         return True
     if validators.etag is None:
         return False
+    if value == validators.etag:
+        return True  # the common case, without reading a list
     # Strong comparison (§8.8.3.2): a weak tag never matches.
     return any(not weak and tag == validators.etag for weak, tag in _entity_tags(value))
 
@@ -157,6 +160,8 @@ def _if_none_match(value: str, validators: Validators) -> bool:
         return False
     if validators.etag is None:
         return True  # a file without a tag matches no tag
+    if value == validators.etag:
+        return False  # the common case, without reading a list
     # Weak comparison (§8.8.3.2): W/ is ignored on both sides.
     return all(tag != validators.etag for _, tag in _entity_tags(value))
 
@@ -234,6 +239,7 @@ def _timestamp(
     return calendar.timegm((year, month, day, h, m, min(s, 59), 0, 0, 0))
 
 
+@functools.lru_cache(maxsize=1024)
 def format_http_date(seconds: int) -> str:
     """Return seconds since the epoch as an IMF-fixdate."""
     t = time.gmtime(seconds)

@@ -23,7 +23,9 @@ __all__ = ("ConditionalStaticResource", "add_static", "static")
 
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 _DEFAULT_CHUNK_SIZE: Final = 256 * 1024
-_RESPONSE_OPTIONS: Final = frozenset({"etag", "last_modified", "cache_control"})
+_RESPONSE_OPTIONS: Final = frozenset(
+    {"etag", "last_modified", "cache_control", "use_executor"}
+)
 # Hashes of versioned files, by file identity; oldest dropped first beyond this many.
 _MAX_DIGESTS: Final = 4096
 
@@ -130,8 +132,11 @@ class ConditionalStaticResource(web.StaticResource):
             version,
             request.path.endswith("/"),
         )
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(None, self._answer, job)
+        if self._response_options.get("use_executor", True):
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, self._answer, job)
+        else:
+            answer = self._answer(job)
         if isinstance(answer, web.HTTPException):
             raise answer
         return answer

@@ -827,6 +827,36 @@ async def test_still_one_open_when_web_file_response_is_ours(
     assert opened == [str(path)] * 2
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({"If-None-Match": "*"}, 304), ({"Range": "bytes=1-3"}, 206)],
+)
+async def test_use_executor_false_runs_everything_on_the_loop(
+    serve: Serve,
+    executor: CountingExecutor,
+    opened: list[str],
+    tmp_path: Path,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    client = await serve(ConditionalFileResponse, path, use_executor=False)
+    opened.clear()
+    async with client.get("/f", headers=headers) as resp:
+        assert resp.status == status
+        assert await resp.read() == (b"ont" if status == 206 else b"")
+    assert executor.jobs == []
+    assert opened == ([str(path)] if status == 206 else [])
+
+
+def test_path_attribute_is_upstreams(tmp_path: Path) -> None:
+    response = ConditionalFileResponse(str(tmp_path / "f.txt"))
+    assert response._path == tmp_path / "f.txt"
+    response._path = tmp_path / "g.txt"
+    assert response._path == tmp_path / "g.txt"
+
+
 # --- never a wrong 304 ----------------------------------------------------------------
 
 HELD = {"If-None-Match": "ETag", "If-Modified-Since": "Last-Modified"}

@@ -456,6 +456,19 @@ async def test_one_job_and_no_second_stat(
     assert [call for call in syscalls if not call[2] and call[0] != "fstat"] == []
 
 
+async def test_use_executor_false_on_a_mount(
+    aiohttp_client: AiohttpClient, tree: Path, executor: CountingExecutor
+) -> None:
+    app = web.Application()
+    add_static(app, "/static", tree, use_executor=False)
+    client = await aiohttp_client(app)
+    async with client.get("/static/sub/page.html") as resp:
+        assert (resp.status, await resp.read()) == (200, b"<p>page</p>\n")
+    async with client.get("/static/nope") as resp:
+        assert resp.status == 404
+    assert executor.jobs == []
+
+
 # --- options of our own ---------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of aiohttp-conditional against upstream aiohttp (asv, and compare.py)."""
