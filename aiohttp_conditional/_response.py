@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import mimetypes
 import os
 import pathlib
 import time
+import weakref
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -70,7 +72,63 @@ _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: a file swapped for a FIFO between stat and open must not hang the worker
 # thread; it changes nothing for the regular files that are read.
 _OPEN_FLAGS_CHECKED: Final = _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0)
-_CLOSING: set[asyncio.Future[None]] = set()
+# How long a sent file may wait for another request's job to close it.
+_CLOSE_WITHIN: Final = 0.05
+
+
+class _Closer:
+    """Close sent files off the event loop, without a thread hop of their own.
+
+    A worker thread wakes up in tens of microseconds, as long as the rest of a small
+    response takes; so a sent file is handed to the next executor job of any file
+    response on the same loop, which closes it first, or if none comes within
+    ``_CLOSE_WITHIN`` seconds, to one job that closes every file still waiting.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._files: list[io.FileIO] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._jobs: set[asyncio.Future[None]] = set()
+
+    def add(self, file: io.FileIO) -> None:
+        self._files.append(file)
+        if self._timer is None:
+            self._timer = self._loop.call_later(_CLOSE_WITHIN, self._flush)
+
+    def take(self) -> list[io.FileIO]:
+        """Hand the waiting files to a job that is about to run."""
+        files = self._files
+        if files:
+            self._files = []
+        return files
+
+    def _flush(self) -> None:
+        self._timer = None
+        if files := self.take():
+            job = self._loop.run_in_executor(None, close_files, files)
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
+
+
+_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Closer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def closer(loop: asyncio.AbstractEventLoop) -> _Closer:
+    """Return the closer of sent files for an event loop."""
+    found = _CLOSERS.get(loop)
+    if found is None:
+        found = _CLOSERS[loop] = _Closer(loop)
+    return found
+
+
+def close_files(files: list[io.FileIO]) -> None:
+    """Close files in an executor job; a failing close loses nothing of a sent file."""
+    for file in files:
+        with contextlib.suppress(OSError):
+            file.close()
 
 
 class _Outcome(NamedTuple):
@@ -184,7 +242,10 @@ class ConditionalFileResponse(web.FileResponse):
                 headers.get(hdrs.ACCEPT_ENCODING, "").lower(),
             )
             if self._use_executor:
-                outcome = await loop.run_in_executor(None, self._evaluate, *job)
+                closing = closer(loop).take()
+                outcome = await loop.run_in_executor(
+                    None, self._evaluate, *job, None, closing
+                )
             else:
                 outcome = self._evaluate(*job)
         self.state = outcome.decision.state
@@ -194,11 +255,9 @@ class ConditionalFileResponse(web.FileResponse):
             return await self._answer_with_body(request, outcome, outcome.file)
         finally:
             if self._use_executor:
-                # Closing is left to the executor and not awaited, so that the
-                # connection is free for its next request at once.
-                closing = loop.run_in_executor(None, outcome.file.close)
-                _CLOSING.add(closing)
-                closing.add_done_callback(_CLOSING.discard)
+                # Closed by a later executor job, so that neither this connection
+                # nor the event loop waits on it.
+                closer(loop).add(outcome.file)
             else:
                 outcome.file.close()
 
@@ -208,6 +267,7 @@ class ConditionalFileResponse(web.FileResponse):
         conditions: Conditions,
         accept_encoding: str,
         known: os.stat_result | None = None,
+        closing: list[io.FileIO] | None = None,
     ) -> _Outcome:
         """Stat, decide and, only to send, open: the executor job of one request.
 
@@ -215,7 +275,10 @@ class ConditionalFileResponse(web.FileResponse):
         (the static route, having kept the path inside its root), so that no file is
         stat'ed twice.  The file then opened must be that same file, reached without a
         symlink, or the answer is 404: nothing swapped in meanwhile is sent.
+        ``closing`` are files sent earlier, for this job to close first.
         """
+        if closing:
+            close_files(closing)
         path = self._fspath
         if "\x00" in path:
             return _NOT_FOUND

@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import hashlib
 import html
+import io
 import os
 from collections.abc import Mapping
 from stat import S_ISDIR, S_ISLNK, S_ISREG
@@ -17,7 +18,13 @@ from aiohttp.typedefs import PathLike
 from yarl import URL
 
 from ._preconditions import Conditions, FileResponseState
-from ._response import ConditionalFileResponse, _conditions, _identity
+from ._response import (
+    ConditionalFileResponse,
+    _conditions,
+    _identity,
+    close_files,
+    closer,
+)
 
 __all__ = ("ConditionalStaticResource", "add_static", "static")
 
@@ -134,15 +141,23 @@ class ConditionalStaticResource(web.StaticResource):
         )
         if self._response_options.get("use_executor", True):
             loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(None, self._answer, job)
+            closing = closer(loop).take()
+            answer = await loop.run_in_executor(None, self._answer, job, closing)
         else:
             answer = self._answer(job)
         if isinstance(answer, web.HTTPException):
             raise answer
         return answer
 
-    def _answer(self, job: _Job) -> web.StreamResponse | web.HTTPException:
-        """Resolve, decide and open only to send: the executor job of one request."""
+    def _answer(
+        self, job: _Job, closing: list[io.FileIO] | None = None
+    ) -> web.StreamResponse | web.HTTPException:
+        """Resolve, decide and open only to send: the executor job of one request.
+
+        ``closing`` are files sent earlier, for this job to close first.
+        """
+        if closing:
+            close_files(closing)
         try:
             target = self._resolve(job.filename)
             if target is not None and S_ISDIR(target.stat.st_mode):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gzip
 import http.client
@@ -802,10 +803,42 @@ async def test_200_opens_the_file_once_in_its_one_job(
     opened.clear()
     status, _, body = await get(client, Range="bytes=1-3")
     assert (status, body) == (206, b"ont")
-    # The close is handed to the executor and not awaited.
-    await asyncio.sleep(0.05)
-    assert executor.jobs == ["_evaluate", "close"]
     assert opened == [str(path)]
+    assert executor.jobs == ["_evaluate"]
+    assert open_descriptors(path) == 1  # waiting for a job to close it
+    # With no other request coming, one job of its own closes it soon after.
+    await asyncio.sleep(0.2)
+    assert executor.jobs == ["_evaluate", "close_files"]
+    assert open_descriptors(path) == 0
+
+
+def open_descriptors(path: Path) -> int:
+    """Count this process's open descriptors of a file, as the kernel lists them."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return count
+
+
+async def test_the_next_job_closes_the_files_sent_before(
+    serve: Serve,
+    executor: CountingExecutor,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(aiohttp_conditional._response, "_CLOSE_WITHIN", 3600)
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    client = await serve(ConditionalFileResponse, path)
+    for expected_open in (1, 1, 1):
+        status, _, _ = await get(client)
+        assert status == 200
+        assert open_descriptors(path) == expected_open
+    status, _, _ = await get(client, If_None_Match="*")
+    assert status == 304
+    assert open_descriptors(path) == 0
+    assert executor.jobs == ["_evaluate"] * 4
 
 
 async def test_still_one_open_when_web_file_response_is_ours(
