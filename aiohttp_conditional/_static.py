@@ -123,7 +123,7 @@ class ConditionalStaticResource(web.StaticResource):
             return url
         if target is None or not S_ISREG(target.stat.st_mode):
             return url
-        digest = self._digest(target)
+        digest = self._version(target)
         return url if digest is None else url.with_query({self.VERSION_KEY: digest})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -201,7 +201,7 @@ class ConditionalStaticResource(web.StaticResource):
             return web.HTTPNotFound()
         if state is FileResponseState.FORBIDDEN:
             return web.HTTPForbidden()
-        if job.version is not None and job.version == self._digest(target):
+        if job.version is not None and job.version == self._version(target):
             response._cache_control = IMMUTABLE
         response._outcome = outcome
         return response
@@ -246,6 +246,13 @@ class ConditionalStaticResource(web.StaticResource):
         ):
             return None
         return _Target(real, os.stat(real))
+
+    def _version(self, target: _Target) -> str | None:
+        """Return the version hash of a file, or None if it cannot be read now."""
+        try:
+            return self._digest(target)
+        except OSError:
+            return None
 
     def _digest(self, target: _Target) -> str | None:
         """Return the version hash of a file, reading it only for a new identity."""

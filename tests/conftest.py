@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import sys
 import threading
@@ -111,6 +112,28 @@ async def executor() -> AsyncIterator[CountingExecutor]:
     pool = CountingExecutor()
     asyncio.get_running_loop().set_default_executor(pool)
     yield pool
+
+
+@pytest.fixture
+async def unprivileged_executor() -> AsyncIterator[None]:
+    """Have the loop's executor threads touch files as an ordinary user would.
+
+    Root reads any file whatever its mode, so as root the worker threads take the
+    file-system identity of nobody (setfsuid is per thread on Linux); the kernel then
+    refuses them as it would refuse any unprivileged server.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop_file_privileges() -> None:
+        libc.setfsgid(65534)
+        libc.setfsuid(65534)
+
+    pool = ThreadPoolExecutor(max_workers=2, initializer=drop_file_privileges)
+    asyncio.get_running_loop().set_default_executor(pool)
+    yield
 
 
 # Python's audit hooks see every open() and os.open() in the process, so counting them is

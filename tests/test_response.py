@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gzip
 import http.client
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -236,28 +234,6 @@ async def test_fifo_gets_403_and_is_never_opened(
     status, _, _ = await get(client)
     assert status == 403
     assert opened == []
-
-
-@pytest.fixture
-async def unprivileged_executor() -> AsyncIterator[None]:
-    """Have the loop's executor threads touch files as an ordinary user would.
-
-    Root reads any file whatever its mode, so as root the worker threads take the
-    file-system identity of nobody (setfsuid is per thread on Linux); the kernel then
-    refuses them as it would refuse any unprivileged server.
-    """
-    if os.geteuid() != 0:
-        yield
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def drop_file_privileges() -> None:
-        libc.setfsgid(65534)
-        libc.setfsuid(65534)
-
-    pool = ThreadPoolExecutor(max_workers=2, initializer=drop_file_privileges)
-    asyncio.get_running_loop().set_default_executor(pool)
-    yield
 
 
 @pytest.mark.parametrize("blocked", ["file", "directory"])

@@ -7,6 +7,7 @@ import hashlib
 import os
 import socket
 import stat
+import tempfile
 import threading
 from base64 import urlsafe_b64encode
 from collections.abc import Awaitable, Callable, Iterator
@@ -533,3 +534,20 @@ async def test_versioned_urls_get_immutable_caching(
         assert await resp.read() == b"console.log(2)\n"
         assert "Cache-Control" not in resp.headers
     assert resource.url_for(filename="app.js", append_version=True) != url
+
+
+async def test_versioned_304_of_an_unreadable_file_is_no_500(
+    aiohttp_client: AiohttpClient, unprivileged_executor: None
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        (root / "app.js").write_bytes(b"x")
+        (root / "app.js").chmod(0)
+        app = web.Application()
+        add_static(app, "/s", root, immutable_versions=True)
+        client = await aiohttp_client(app)
+        headers = {"If-None-Match": "*"}
+        async with client.get("/s/app.js?v=abc", headers=headers) as resp:
+            assert resp.status == 304
+            assert "Cache-Control" not in resp.headers
