@@ -85,16 +85,16 @@ class _Closer:
     ``_CLOSE_WITHIN`` seconds, to one job that closes every file still waiting.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    # No reference to the loop is kept: it is the key this closer is filed under.
+    def __init__(self) -> None:
         self._files: list[io.FileIO] = []
         self._timer: asyncio.TimerHandle | None = None
         self._jobs: set[asyncio.Future[None]] = set()
 
-    def add(self, file: io.FileIO) -> None:
+    def add(self, loop: asyncio.AbstractEventLoop, file: io.FileIO) -> None:
         self._files.append(file)
         if self._timer is None:
-            self._timer = self._loop.call_later(_CLOSE_WITHIN, self._flush)
+            self._timer = loop.call_later(_CLOSE_WITHIN, self._flush, loop)
 
     def take(self) -> list[io.FileIO]:
         """Hand the waiting files to a job that is about to run."""
@@ -103,10 +103,10 @@ class _Closer:
             self._files = []
         return files
 
-    def _flush(self) -> None:
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         if files := self.take():
-            job = self._loop.run_in_executor(None, close_files, files)
+            job = loop.run_in_executor(None, close_files, files)
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
 
@@ -120,7 +120,7 @@ def closer(loop: asyncio.AbstractEventLoop) -> _Closer:
     """Return the closer of sent files for an event loop."""
     found = _CLOSERS.get(loop)
     if found is None:
-        found = _CLOSERS[loop] = _Closer(loop)
+        found = _CLOSERS[loop] = _Closer()
     return found
 
 
@@ -257,7 +257,7 @@ class ConditionalFileResponse(web.FileResponse):
             if self._use_executor:
                 # Closed by a later executor job, so that neither this connection
                 # nor the event loop waits on it.
-                closer(loop).add(outcome.file)
+                closer(loop).add(loop, outcome.file)
             else:
                 outcome.file.close()
 

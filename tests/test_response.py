@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import gzip
 import http.client
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -1039,3 +1041,13 @@ def test_any_conditional_fields_get_an_allowed_answer(
         assert body == content
     elif resp.status in (304, 412, 416) or method == "HEAD":
         assert body == b""
+
+
+def test_the_closer_of_sent_files_does_not_keep_its_loop_alive() -> None:
+    loop = asyncio.new_event_loop()
+    aiohttp_conditional._response.closer(loop)
+    alive = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert alive() is None
