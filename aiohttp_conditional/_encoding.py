@@ -31,13 +31,17 @@ def select_variant(path: str, accept_encoding: str) -> Variant:
         accepted = coding in accept_encoding
         if has_variants and not accepted:
             continue
+        variant = path + suffix
         try:
-            st = os.lstat(path + suffix)
+            # Most files have no variants: asking first is cheaper than a failing lstat.
+            if not os.access(variant, os.F_OK, follow_symlinks=False):
+                continue
+            st = os.lstat(variant)
         except (OSError, ValueError):
             continue
         if not S_ISREG(st.st_mode):
             continue
         if accepted:
-            return Variant(path + suffix, st, coding, True)
+            return Variant(variant, st, coding, True)
         has_variants = True
     return Variant(path, None, None, has_variants)

@@ -211,9 +211,9 @@ def parse_http_date(value: str, *, now: float | None = None) -> int | None:
     ``now`` only places the two-digit years of rfc850-date.
     """
     value = value.strip(" \t")
-    if match := _IMF_FIXDATE.match(value):
-        day, month, year, hour, minute, second = match.groups()
-    elif match := _ASCTIME_DATE.match(value):
+    if (seconds := _fixed_date(value)) is not None or len(value) == 29:
+        return seconds  # an IMF-fixdate, or nothing else is 29 characters long
+    if match := _ASCTIME_DATE.match(value):
         month, day, hour, minute, second, year = match.groups()
     elif match := _RFC850_DATE.match(value):
         day, month, short_year, hour, minute, second = match.groups()
@@ -225,6 +225,17 @@ def parse_http_date(value: str, *, now: float | None = None) -> int | None:
         year = str(year_number)
     else:
         return None
+    return _timestamp(int(year), _MONTH_NUMBERS[month], int(day), hour, minute, second)
+
+
+# Clients send back the few dates we issued, again and again: read each once.
+@functools.lru_cache(maxsize=1024)
+def _fixed_date(value: str) -> int | None:
+    """Return the seconds of an IMF-fixdate, the format of every date we send."""
+    match = _IMF_FIXDATE.match(value)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second = match.groups()
     return _timestamp(int(year), _MONTH_NUMBERS[month], int(day), hour, minute, second)
 
 

@@ -385,8 +385,9 @@ class ConditionalFileResponse(web.FileResponse):
         self.set_status(_STATUS[state])
         if state is FileResponseState.NOT_MODIFIED:
             self._set_caching_headers(outcome)
+            headers = self._headers
             for name in _BODY_HEADERS:
-                self._headers.popall(name, None)
+                headers.popall(name, None)
         else:
             if state is FileResponseState.RANGE_NOT_SATISFIABLE:
                 # RFC 9110 §15.5.17: the current length, for the client to retry with.
