@@ -1,13 +1,24 @@
-"""Find the precompressed variants that stand beside a file."""
+"""Choose among the precompressed variants beside a file, by Accept-Encoding."""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+from collections.abc import Mapping
 from stat import S_ISREG
 from typing import Final, NamedTuple
 
-# Suffix and content-coding, in the order aiohttp's FileResponse prefers them.
-VARIANTS: Final = ((".br", "br"), (".gz", "gzip"))
+# The content-codings we know variants of, and the suffix of each variant's file.
+SUFFIXES: Final = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
+# Which to prefer when the client likes several equally.
+DEFAULT_ORDER: Final = ("br", "zstd", "gzip")
+
+# RFC 9110 §12.5.3: codings [ OWS ";" OWS "q=" qvalue ], in a list.
+_MEMBER: Final = re.compile(
+    r"[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)"
+    r"(?:[ \t]*;[ \t]*[qQ]=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?))?[ \t]*\Z"
+)
 
 
 class Variant(NamedTuple):
@@ -19,19 +30,68 @@ class Variant(NamedTuple):
     has_variants: bool  # whether any variant exists, so the response needs Vary
 
 
-def select_variant(path: str, accept_encoding: str) -> Variant:
-    """Return the variant of ``path`` to send for a lower-cased Accept-Encoding.
+@functools.lru_cache(maxsize=256)
+def parse_accept_encoding(value: str) -> Mapping[str, float]:
+    """Return the weight of each coding an Accept-Encoding value names, lower-cased.
+
+    A member that does not parse is skipped; "x-gzip" counts as "gzip" (§8.4.1.3).  An
+    empty value names nothing, which leaves only identity acceptable.
+    """
+    weights: dict[str, float] = {}
+    for member in value.split(","):
+        match = _MEMBER.match(member)
+        if match is None:
+            continue
+        coding = match[1].lower()
+        if coding == "x-gzip":
+            coding = "gzip"
+        weights[coding] = float(match[2]) if match[2] is not None else 1.0
+    return weights
+
+
+def preferred_codings(
+    accept_encoding: str | None, order: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Return the codings of ``order`` that a client accepts, the best first.
+
+    Without Accept-Encoding the client gets the original, as from upstream and most
+    servers, though RFC 9110 would allow any coding.  A coding the client weighs
+    below identity (named explicitly) is not used.
+    """
+    if accept_encoding is None:
+        return ()
+    weights = parse_accept_encoding(accept_encoding)
+    anything = weights.get("*", 0.0)
+    identity = weights.get("identity", 0.0)
+    ranked = []
+    for rank, coding in enumerate(order):
+        weight = weights.get(coding, anything)
+        if weight > 0 and weight >= identity:
+            ranked.append((-weight, rank, coding))
+    return tuple(coding for _, _, coding in sorted(ranked))
+
+
+def select_variant(
+    path: str,
+    original: os.stat_result | None,
+    accept_encoding: str | None,
+    order: tuple[str, ...] = DEFAULT_ORDER,
+) -> Variant:
+    """Return the variant of ``path`` to send, the best that the client accepts.
 
     Only regular files count: a symlinked or special variant is ignored, as upstream
-    does.  A variant the client does not accept is still looked for, once, so that every
-    response for a file with variants carries ``Vary: Accept-Encoding``.
+    does, and so is a variant older than the original (``original``, the original's
+    stat, None when there is none): a stale ``.gz`` beside a rebuilt file never wins.
+    Variants the client does not accept are still looked for, once one is not found,
+    so that every response for a file with variants carries ``Vary``.
     """
+    wanted = preferred_codings(accept_encoding, order)
     has_variants = False
-    for suffix, coding in VARIANTS:
-        accepted = coding in accept_encoding
+    for coding in (*wanted, *(c for c in order if c not in wanted)):
+        accepted = coding in wanted
         if has_variants and not accepted:
-            continue
-        variant = path + suffix
+            break  # Vary is known to be needed, and nothing else is wanted
+        variant = path + SUFFIXES[coding]
         try:
             # Most files have no variants: asking first is cheaper than a failing lstat.
             if not os.access(variant, os.F_OK, follow_symlinks=False):
@@ -41,7 +101,7 @@ def select_variant(path: str, accept_encoding: str) -> Variant:
             continue
         if not S_ISREG(st.st_mode):
             continue
-        if accepted:
-            return Variant(variant, st, coding, True)
         has_variants = True
+        if accepted and (original is None or st.st_mtime_ns >= original.st_mtime_ns):
+            return Variant(variant, st, coding, True)
     return Variant(path, None, None, has_variants)

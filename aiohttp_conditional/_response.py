@@ -18,7 +18,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import LooseHeaders, PathLike
 from multidict import CIMultiDictProxy
 
-from ._encoding import Variant, select_variant
+from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant
 from ._preconditions import (
     Conditions,
     Decision,
@@ -178,6 +178,10 @@ class ConditionalFileResponse(web.FileResponse):
         Set either to False to neither send that validator nor honour it in requests.
     ``cache_control``
         A Cache-Control value for the 200, 206 and 304 answers.
+    ``precompressed``
+        The content-codings whose variants (``.br``, ``.zst``, ``.gz`` beside the
+        file) may be sent, in the order to prefer them when the client weighs several
+        alike; ``()`` sends only the file itself.
     ``use_executor``
         Set to False to run the stat, the decision and the open on the event loop
         instead of in the default executor.  On a local disk whose metadata is cached
@@ -204,6 +208,7 @@ class ConditionalFileResponse(web.FileResponse):
         last_modified: bool = True,
         cache_control: str | None = None,
         use_executor: bool = True,
+        precompressed: tuple[str, ...] = DEFAULT_ORDER,
     ) -> None:
         # Not FileResponse.__init__: it builds a pathlib.Path, which costs more than the
         # rest of a 304; the string is all that is needed, and _path stays available.
@@ -214,6 +219,10 @@ class ConditionalFileResponse(web.FileResponse):
         self._send_last_modified = last_modified
         self._cache_control = cache_control
         self._use_executor = use_executor
+        unknown = [coding for coding in precompressed if coding not in SUFFIXES]
+        if unknown:
+            raise ValueError(f"no precompressed variants of {', '.join(unknown)}")
+        self._precompressed = tuple(precompressed)
         # Set when the executor job already ran before prepare(), as the static route
         # does so that it can raise HTTPNotFound from its handler.
         self._outcome: _Outcome | None = None
@@ -239,7 +248,7 @@ class ConditionalFileResponse(web.FileResponse):
             job = (
                 request.method,
                 _conditions(headers),
-                headers.get(hdrs.ACCEPT_ENCODING, "").lower(),
+                headers.get(hdrs.ACCEPT_ENCODING),
             )
             if self._use_executor:
                 closing = closer(loop).take()
@@ -265,7 +274,7 @@ class ConditionalFileResponse(web.FileResponse):
         self,
         method: str,
         conditions: Conditions,
-        accept_encoding: str,
+        accept_encoding: str | None,
         known: os.stat_result | None = None,
         closing: list[io.FileIO] | None = None,
     ) -> _Outcome:
@@ -283,11 +292,20 @@ class ConditionalFileResponse(web.FileResponse):
         if "\x00" in path:
             return _NOT_FOUND
         try:
-            variant = select_variant(path, accept_encoding)
+            original = known
+            if original is None:
+                # A variant may stand for a file that is not there itself, as upstream.
+                with contextlib.suppress(FileNotFoundError):
+                    original = os.stat(path)
+            variant = select_variant(
+                path, original, accept_encoding, self._precompressed
+            )
             if variant.stat is not None:
                 st = variant.stat
+            elif original is None:
+                return _NOT_FOUND
             else:
-                st = os.stat(path) if known is None else known
+                st = original
             if not S_ISREG(st.st_mode):
                 return _FORBIDDEN
             outcome = self._decide(method, conditions, st, variant)

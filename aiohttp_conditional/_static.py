@@ -31,7 +31,7 @@ __all__ = ("ConditionalStaticResource", "add_static", "static")
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 _DEFAULT_CHUNK_SIZE: Final = 256 * 1024
 _RESPONSE_OPTIONS: Final = frozenset(
-    {"etag", "last_modified", "cache_control", "use_executor"}
+    {"etag", "last_modified", "cache_control", "use_executor", "precompressed"}
 )
 # Hashes of versioned files, by file identity; oldest dropped first beyond this many.
 _MAX_DIGESTS: Final = 4096
@@ -50,7 +50,7 @@ class _Job(NamedTuple):
     filename: str
     method: str
     conditions: Conditions
-    accept_encoding: str
+    accept_encoding: str | None
     version: str | None
     ends_with_slash: bool
 
@@ -135,7 +135,7 @@ class ConditionalStaticResource(web.StaticResource):
             request.match_info["filename"],
             request.method,
             _conditions(headers),
-            headers.get(hdrs.ACCEPT_ENCODING, "").lower(),
+            headers.get(hdrs.ACCEPT_ENCODING),
             version,
             request.path.endswith("/"),
         )
