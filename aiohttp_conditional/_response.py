@@ -11,7 +11,7 @@ import pathlib
 import time
 import weakref
 from stat import S_ISREG
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
@@ -19,6 +19,7 @@ from aiohttp.typedefs import LooseHeaders, PathLike
 from multidict import CIMultiDictProxy
 
 from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant
+from ._etags import ETagFunction, checked_tag, content_hash, file_identity
 from ._preconditions import (
     Conditions,
     Decision,
@@ -165,10 +166,6 @@ def _conditions(headers: CIMultiDictProxy[str]) -> Conditions:
     )
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
 class ConditionalFileResponse(web.FileResponse):
     """A FileResponse that answers conditional requests exactly as RFC 9110 says.
 
@@ -176,6 +173,9 @@ class ConditionalFileResponse(web.FileResponse):
 
     ``etag``, ``last_modified``
         Set either to False to neither send that validator nor honour it in requests.
+        ``etag="content"`` makes the entity-tag a hash of the file's bytes, read once
+        per version of the file, so that servers with copies of the same files agree;
+        or pass a function ``(path, stat_result) -> str`` that returns the tag.
     ``cache_control``
         A Cache-Control value for the 200, 206 and 304 answers.
     ``precompressed``
@@ -204,7 +204,7 @@ class ConditionalFileResponse(web.FileResponse):
         reason: str | None = None,
         headers: LooseHeaders | None = None,
         *,
-        etag: bool = True,
+        etag: bool | Literal["content"] | ETagFunction = True,
         last_modified: bool = True,
         cache_control: str | None = None,
         use_executor: bool = True,
@@ -215,7 +215,16 @@ class ConditionalFileResponse(web.FileResponse):
         web.StreamResponse.__init__(self, status=status, reason=reason, headers=headers)
         self._fspath = os.fspath(path)
         self._chunk_size = chunk_size
-        self._send_etag = etag
+        self._send_etag = etag is not False
+        self._etag_function: ETagFunction | None = None
+        if etag == "content":
+            self._etag_function = content_hash
+        elif callable(etag):
+            self._etag_function = etag
+        elif not isinstance(etag, bool):
+            raise ValueError(
+                f"etag must be True, False, 'content' or a function: {etag!r}"
+            )
         self._send_last_modified = last_modified
         self._cache_control = cache_control
         self._use_executor = use_executor
@@ -339,7 +348,7 @@ class ConditionalFileResponse(web.FileResponse):
                 file.close()
                 return _FORBIDDEN
             assert outcome.stat is not None
-            if _identity(opened) != _identity(outcome.stat):
+            if file_identity(opened) != file_identity(outcome.stat):
                 if pinned:
                     file.close()
                     return _NOT_FOUND
@@ -367,6 +376,11 @@ class ConditionalFileResponse(web.FileResponse):
             etag=self._send_etag,
             last_modified=self._send_last_modified,
         )
+        if validators.etag is not None and self._etag_function is not None:
+            # Only for a file old enough for validators, so that a version's tag can
+            # be cached by its identity: a later version cannot share its timestamps.
+            tag = checked_tag(self._etag_function, variant.path, st)
+            validators = validators._replace(etag=tag)
         decision = decide(method, conditions, validators, st.st_size)
         return _Outcome(
             decision,

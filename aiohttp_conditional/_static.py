@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import hashlib
 import html
 import io
 import os
@@ -17,11 +15,11 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import PathLike
 from yarl import URL
 
+from ._etags import content_hash
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
     ConditionalFileResponse,
     _conditions,
-    _identity,
     close_files,
     closer,
 )
@@ -33,8 +31,6 @@ _DEFAULT_CHUNK_SIZE: Final = 256 * 1024
 _RESPONSE_OPTIONS: Final = frozenset(
     {"etag", "last_modified", "cache_control", "use_executor", "precompressed"}
 )
-# Hashes of versioned files, by file identity; oldest dropped first beyond this many.
-_MAX_DIGESTS: Final = 4096
 
 
 class _Target(NamedTuple):
@@ -102,7 +98,6 @@ class ConditionalStaticResource(web.StaticResource):
         self._index = index
         self._immutable_versions = immutable_versions
         self._response_options: Mapping[str, Any] = response_options
-        self._digests: dict[tuple[int, int, int, int, int], str] = {}
 
     def url_for(  # type: ignore[override]
         self, *, filename: PathLike, append_version: bool | None = None
@@ -250,27 +245,9 @@ class ConditionalStaticResource(web.StaticResource):
     def _version(self, target: _Target) -> str | None:
         """Return the version hash of a file, or None if it cannot be read now."""
         try:
-            return self._digest(target)
+            return content_hash(target.path, target.stat)
         except OSError:
             return None
-
-    def _digest(self, target: _Target) -> str | None:
-        """Return the version hash of a file, reading it only for a new identity."""
-        key = _identity(target.stat)
-        digest = self._digests.get(key)
-        if digest is not None:
-            return digest
-        sha256 = hashlib.sha256()
-        with open(target.path, "rb") as file:
-            if _identity(os.fstat(file.fileno())) != key:
-                return None  # changed since it was found: hash it next time
-            while chunk := file.read(_DEFAULT_CHUNK_SIZE):
-                sha256.update(chunk)
-        digest = base64.urlsafe_b64encode(sha256.digest()).decode("ascii")
-        if len(self._digests) >= _MAX_DIGESTS:
-            del self._digests[next(iter(self._digests))]
-        self._digests[key] = digest
-        return digest
 
     def _listing(self, path: str) -> str:
         """Return the HTML index of a directory, as aiohttp's StaticResource writes it."""

@@ -18,6 +18,7 @@ IMPLS: Final = (
     "ours-static",
     "ours-handler-on-loop",
     "ours-static-on-loop",
+    "ours-static-content-etag",
     "floor",
 )
 SCENARIOS: Final = (
@@ -37,6 +38,7 @@ BASELINE: Final = {
     "ours-static": "upstream-static",
     "ours-handler-on-loop": "upstream-handler",
     "ours-static-on-loop": "upstream-static",
+    "ours-static-content-etag": "upstream-static",
     "floor": "upstream-handler",
 }
 BROWSER_ACCEPT_ENCODING: Final = b"gzip, deflate, br, zstd"

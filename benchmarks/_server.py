@@ -40,6 +40,7 @@ def make_app(root: Path) -> web.Application:
     add_static(app, "/ours-static", root)
     app.router.add_route("*", "/ours-handler-on-loop/{name}", ours_on_loop)
     add_static(app, "/ours-static-on-loop", root, use_executor=False)
+    add_static(app, "/ours-static-content-etag", root, etag="content")
     app.router.add_route("*", "/floor/{name}", floor)
     return app
 

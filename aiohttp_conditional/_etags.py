@@ -1,0 +1,61 @@
+"""Entity-tags from a file's bytes, computed once per file identity."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from typing import Final
+
+ETagFunction = Callable[[str, os.stat_result], "str | None"]
+Identity = tuple[int, int, int, int, int]
+
+# Hashes by file identity; the oldest is dropped first beyond this many.
+_MAX_HASHES: Final = 4096
+_READ_SIZE: Final = 256 * 1024
+_HASHES: dict[Identity, str] = {}
+# RFC 9110 §8.8.3: etagc = %x21 / %x23-7E / obs-text.
+_OPAQUE: Final = re.compile(r"[\x21\x23-\x7e\x80-\U0010ffff]*\Z")
+
+
+def file_identity(st: os.stat_result) -> Identity:
+    """Return what tells one version of a file from another: device, inode, size,
+    mtime and ctime (which moves when content or mtime is set)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def content_hash(path: str, st: os.stat_result) -> str | None:
+    """Return the URL-safe base64 SHA-256 of a file's bytes, read once per identity.
+
+    ``st`` is the stat the caller has of the file; None comes back if the file no
+    longer matches it (it changed meanwhile), and the next call hashes it afresh.
+    """
+    key = file_identity(st)
+    found = _HASHES.get(key)
+    if found is not None:
+        return found
+    sha256 = hashlib.sha256()
+    with open(path, "rb", buffering=0) as file:
+        if file_identity(os.fstat(file.fileno())) != key:
+            return None
+        while chunk := file.read(_READ_SIZE):
+            sha256.update(chunk)
+        if file_identity(os.fstat(file.fileno())) != key:
+            return None  # written to while read
+    found = base64.urlsafe_b64encode(sha256.digest()).decode("ascii")
+    if len(_HASHES) >= _MAX_HASHES:
+        _HASHES.pop(next(iter(_HASHES)), None)
+    _HASHES[key] = found
+    return found
+
+
+def checked_tag(function: ETagFunction, path: str, st: os.stat_result) -> str | None:
+    """Call an ETag function; return its tag quoted, None for no tag."""
+    opaque = function(path, st)
+    if opaque is None:
+        return None
+    if not isinstance(opaque, str) or not _OPAQUE.match(opaque):
+        raise ValueError(f"an ETag function returned {opaque!r}, not an opaque-tag")
+    return f'"{opaque}"'
