@@ -10,11 +10,13 @@ from __future__ import annotations
 import calendar
 import enum
 import functools
+import itertools
 import re
 import time
 from typing import Final, NamedTuple
 
 __all__ = (
+    "MAX_PARTS",
     "STABLE_AFTER_NS",
     "Conditions",
     "Decision",
@@ -77,10 +79,14 @@ class Validators(NamedTuple):
 
 
 class Decision(NamedTuple):
-    """What to answer: a state, and for a 206 the half-open byte range to send."""
+    """What to answer: a state, and for a 206 the half-open byte ranges to send.
+
+    No range is the whole file; one is a single-part 206; several are the parts of a
+    multipart/byteranges 206, in the order to send them.
+    """
 
     state: FileResponseState
-    byte_range: tuple[int, int] | None = None
+    ranges: tuple[tuple[int, int], ...] = ()
 
 
 def make_validators(
@@ -350,6 +356,13 @@ _UNSATISFIABLE: Final = Decision(FileResponseState.RANGE_NOT_SATISFIABLE)
 _SEND_ALL: Final = Decision(FileResponseState.SEND)
 
 
+# RFC 9110 §14.2 and §17.15: limits against ranges that cost more than the file.
+MAX_PARTS: Final = 16  # parts left after coalescing beyond which the whole file is sent
+# Ranges closer than this are sent as one part: a part's own headers cost about as much.
+_SMALL_GAP: Final = 80
+_INVALID: Final = (-1, -1)
+
+
 def select_range(value: str, size: int) -> Decision:
     """Return the Decision for a Range field value on a file of ``size`` bytes."""
     specifier = _RANGES_SPECIFIER.match(value.strip(" \t"))
@@ -364,29 +377,53 @@ def select_range(value: str, size: int) -> Decision:
     if not specs or None in specs:
         # §14.2: an invalid ranges-specifier SHOULD get a 416.
         return _UNSATISFIABLE
-    if len(specs) > 1:
-        # Several ranges need multipart/byteranges; §14.2 lets a server ignore Range.
-        return _SEND_ALL
-    spec = specs[0]
-    assert spec is not None
-    first, last = spec.groups()
+    ranges = [_byte_range(spec[1], spec[2], size) for spec in specs if spec is not None]
+    if _INVALID in ranges:
+        return _UNSATISFIABLE
+    satisfiable = [r for r in ranges if r is not None]
+    if not satisfiable:
+        return _UNSATISFIABLE  # §14.1.1: none of the ranges overlaps the file
+    if size == 0:
+        return _SEND_ALL  # no 206 can describe a part of an empty file
+    parts = _coalesce(satisfiable)
+    if len(parts) > MAX_PARTS:
+        return _SEND_ALL  # §14.2 lets a server ignore so many ranges
+    return Decision(FileResponseState.SEND, parts)
+
+
+def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
+    """Return one range-spec's half-open range, None if unsatisfiable, or _INVALID."""
     if first:
         start = int(first)
         if last and int(last) < start:
-            return _UNSATISFIABLE  # §14.1.1: last-pos below first-pos is invalid
+            return _INVALID  # §14.1.1: last-pos below first-pos is invalid
         if start >= size:
-            return _UNSATISFIABLE  # §14.1.1: starts past the end
-        stop = min(int(last) + 1, size) if last else size
-    elif last:
-        suffix = int(last)
-        if suffix == 0:
-            return _UNSATISFIABLE  # §14.1.1: a zero suffix-length is unsatisfiable
-        if size == 0:
-            return _SEND_ALL  # no 206 can describe a part of an empty file
-        start, stop = max(size - suffix, 0), size
-    else:
-        return _UNSATISFIABLE  # "bytes=-" is not a range-spec
-    return Decision(FileResponseState.SEND, (start, stop))
+            return None  # §14.1.1: starts past the end
+        return start, min(int(last) + 1, size) if last else size
+    if not last:
+        return _INVALID  # "bytes=-" is not a range-spec
+    suffix = int(last)
+    if suffix == 0:
+        return None  # §14.1.1: a zero suffix-length is unsatisfiable
+    return max(size - suffix, 0), size
+
+
+def _coalesce(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Merge ranges that overlap or nearly touch (§14.6 allows it in any order).
+
+    Ranges asked for in ascending order keep it; others are sent ascending, as
+    overlapping or unordered ranges may be coalesced regardless of order.
+    """
+    ascending = all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))
+    ordered = ranges if ascending else sorted(ranges)
+    merged = [ordered[0]]
+    for start, stop in ordered[1:]:
+        last_start, last_stop = merged[-1]
+        if start <= last_stop + _SMALL_GAP:
+            merged[-1] = (last_start, max(last_stop, stop))
+        else:
+            merged.append((start, stop))
+    return tuple(merged)
 
 
 def decide(

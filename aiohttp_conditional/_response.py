@@ -8,6 +8,7 @@ import io
 import mimetypes
 import os
 import pathlib
+import secrets
 import time
 import weakref
 from stat import S_ISREG
@@ -431,10 +432,7 @@ class ConditionalFileResponse(web.FileResponse):
         self, request: BaseRequest, outcome: _Outcome, file: io.FileIO
     ) -> AbstractStreamWriter | None:
         headers = self._headers
-        start, stop = outcome.decision.byte_range or (0, outcome.size)
-        if outcome.decision.byte_range is not None:
-            self.set_status(206)
-            headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{outcome.size}"
+        size = outcome.size
         if hdrs.CONTENT_TYPE not in headers:
             content_type = _CONTENT_TYPES.guess_type(self._fspath)[0]
             headers[hdrs.CONTENT_TYPE] = content_type or _FALLBACK_CONTENT_TYPE
@@ -444,6 +442,16 @@ class ConditionalFileResponse(web.FileResponse):
             self._compression = False
         self._set_caching_headers(outcome)
         headers[hdrs.ACCEPT_RANGES] = "bytes"
+        ranges = outcome.decision.ranges
+        if len(ranges) > 1:
+            parts = _Parts.of(ranges, size, headers[hdrs.CONTENT_TYPE])
+            if parts.length < size:
+                return await self._send_parts(request, file, parts)
+            ranges = ()  # §14.2: rather the whole file than more bytes than it has
+        start, stop = ranges[0] if ranges else (0, size)
+        if ranges:
+            self.set_status(206)
+            headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{size}"
         self.content_length = count = stop - start
         status = self.status
         if (
@@ -460,27 +468,86 @@ class ConditionalFileResponse(web.FileResponse):
     ) -> AbstractStreamWriter:
         writer = await web.StreamResponse.prepare(self, request)
         assert writer is not None
-        loop = asyncio.get_running_loop()
         if not (NOSENDFILE or self.compression):
             transport = request.transport
             if transport is None:
                 raise ConnectionResetError("Connection lost")
             try:
-                await loop.sendfile(transport, file, offset, count)
+                await asyncio.get_running_loop().sendfile(
+                    transport, file, offset, count
+                )
             except NotImplementedError:
                 pass  # no sendfile(2) for this transport: read and write instead
             else:
                 await self.write_eof()
                 return writer
+        await self._copy(writer, file, offset, count)
+        await writer.drain()
+        return writer
+
+    async def _send_parts(
+        self, request: BaseRequest, file: io.FileIO, parts: _Parts
+    ) -> AbstractStreamWriter:
+        """Send a multipart/byteranges body (RFC 9110 §14.6), part by part."""
+        self.set_status(206)
+        self._headers[hdrs.CONTENT_TYPE] = parts.content_type
+        self.content_length = parts.length
+        writer = await web.StreamResponse.prepare(self, request)
+        assert writer is not None
+        if request.method != hdrs.METH_HEAD:
+            for head, (start, stop) in zip(parts.heads, parts.ranges, strict=True):
+                await writer.write(head)
+                await self._copy(writer, file, start, stop - start)
+            await writer.write(parts.tail)
+            await writer.drain()
+        return writer
+
+    async def _copy(
+        self, writer: AbstractStreamWriter, file: io.FileIO, offset: int, count: int
+    ) -> None:
+        """Write part of the file through the writer, a chunk at a time."""
+        loop = asyncio.get_running_loop()
         fd = file.fileno()
         while count > 0:
-            chunk = await loop.run_in_executor(
-                None, os.pread, fd, min(self._chunk_size, count), offset
-            )
+            size = min(self._chunk_size, count)
+            if self._use_executor:
+                chunk = await loop.run_in_executor(None, os.pread, fd, size, offset)
+            else:
+                chunk = os.pread(fd, size, offset)
             if not chunk:
                 break
             await writer.write(chunk)
             offset += len(chunk)
             count -= len(chunk)
-        await writer.drain()
-        return writer
+
+
+class _Parts(NamedTuple):
+    """The framing of a multipart/byteranges body, whose length is known up front."""
+
+    ranges: tuple[tuple[int, int], ...]
+    heads: tuple[bytes, ...]  # each part's delimiter and header fields
+    tail: bytes
+    content_type: str
+    length: int
+
+    @classmethod
+    def of(
+        cls, ranges: tuple[tuple[int, int], ...], size: int, content_type: str
+    ) -> _Parts:
+        boundary = secrets.token_hex(16)
+        heads = []
+        for index, (start, stop) in enumerate(ranges):
+            # The CRLF before each delimiter but the first belongs to the delimiter.
+            head = "\r\n" if index else ""
+            head += f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            head += f"Content-Range: bytes {start}-{stop - 1}/{size}\r\n\r\n"
+            heads.append(head.encode("utf-8"))
+        tail = f"\r\n--{boundary}--\r\n".encode("ascii")
+        length = sum(map(len, heads)) + sum(b - a for a, b in ranges) + len(tail)
+        return cls(
+            ranges,
+            tuple(heads),
+            tail,
+            f"multipart/byteranges; boundary={boundary}",
+            length,
+        )
