@@ -76,7 +76,7 @@ def check_memory(server: Server, total: int) -> list[str]:
         rss_after, fds_after = server.rss_and_fds()
         client.close()
         lines.append(
-            f"{impl:17} {total // 2:>7} requests: RSS {rss_before} -> {rss_after} KiB "
+            f"{impl:25} {total // 2:>7} requests: RSS {rss_before} -> {rss_after} KiB "
             f"({rss_after - rss_before:+d}), open fds {fds_before} -> {fds_after}"
         )
     return lines
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     medians = {key: statistics.median(values) for key, values in results.items()}
     print(
-        f"{'scenario':23} {'implementation':17} {'median':>10} "
+        f"{'scenario':23} {'implementation':25} {'median':>10} "
         f"{'vs upstream':>12} {'vs floor':>9}"
     )
     for scenario in SCENARIOS:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline = medians[scenario, BASELINE[impl]]
             versus_floor = f"{floor / median:8.2f}x" if floor else f"{'':9}"
             print(
-                f"{scenario:23} {impl:17} {median * 1e6:8.1f}us "
+                f"{scenario:23} {impl:25} {median * 1e6:8.1f}us "
                 f"{baseline / median:11.2f}x {versus_floor}"
             )
     print()
