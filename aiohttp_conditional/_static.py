@@ -18,6 +18,7 @@ from yarl import URL
 from ._etags import content_hash
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
+    _DEFAULT_CHUNK_SIZE,
     ConditionalFileResponse,
     _conditions,
     close_files,
@@ -27,7 +28,6 @@ from ._response import (
 __all__ = ("ConditionalStaticResource", "add_static", "static")
 
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
-_DEFAULT_CHUNK_SIZE: Final = 256 * 1024
 _RESPONSE_OPTIONS: Final = frozenset(
     {"etag", "last_modified", "cache_control", "use_executor", "precompressed"}
 )
