@@ -473,17 +473,33 @@ class ConditionalFileResponse(web.FileResponse):
             if transport is None:
                 raise ConnectionResetError("Connection lost")
             try:
-                await asyncio.get_running_loop().sendfile(
+                sent = await asyncio.get_running_loop().sendfile(
                     transport, file, offset, count
                 )
             except NotImplementedError:
                 pass  # no sendfile(2) for this transport: read and write instead
             else:
-                await self.write_eof()
+                if sent < count:
+                    self._cut_short(request)
+                else:
+                    await self.write_eof()
                 return writer
-        await self._copy(writer, file, offset, count)
-        await writer.drain()
+        if await self._copy(writer, file, offset, count) < count:
+            self._cut_short(request)
+        else:
+            await writer.drain()
         return writer
+
+    def _cut_short(self, request: BaseRequest) -> None:
+        """End a response whose file shrank while it was sent.
+
+        Its body can no longer reach the Content-Length already sent, so the connection
+        is closed: the client sees an incomplete response, never a short body passed
+        off as a whole one (nor the next response read as the rest of it).
+        """
+        self.force_close()
+        if request.transport is not None:
+            request.transport.close()
 
     async def _send_parts(
         self, request: BaseRequest, file: io.FileIO, parts: _Parts
@@ -497,17 +513,23 @@ class ConditionalFileResponse(web.FileResponse):
         if request.method != hdrs.METH_HEAD:
             for head, (start, stop) in zip(parts.heads, parts.ranges, strict=True):
                 await writer.write(head)
-                await self._copy(writer, file, start, stop - start)
+                if await self._copy(writer, file, start, stop - start) < stop - start:
+                    self._cut_short(request)
+                    return writer
             await writer.write(parts.tail)
             await writer.drain()
         return writer
 
     async def _copy(
         self, writer: AbstractStreamWriter, file: io.FileIO, offset: int, count: int
-    ) -> None:
-        """Write part of the file through the writer, a chunk at a time."""
+    ) -> int:
+        """Write part of the file through the writer, a chunk at a time.
+
+        Return how many bytes were written: fewer than ``count`` if the file shrank.
+        """
         loop = asyncio.get_running_loop()
         fd = file.fileno()
+        start = offset
         while count > 0:
             size = min(self._chunk_size, count)
             if self._use_executor:
@@ -519,6 +541,7 @@ class ConditionalFileResponse(web.FileResponse):
             await writer.write(chunk)
             offset += len(chunk)
             count -= len(chunk)
+        return offset - start
 
 
 class _Parts(NamedTuple):

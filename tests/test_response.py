@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 
 import aiohttp_conditional._response
 from aiohttp_conditional import ConditionalFileResponse, FileResponseState
+from aiohttp_conditional._response import _conditions
 
 from .conftest import (
     Client,
@@ -962,6 +963,40 @@ def test_path_attribute_is_upstreams(tmp_path: Path) -> None:
     assert response._path == tmp_path / "f.txt"
     response._path = tmp_path / "g.txt"
     assert response._path == tmp_path / "g.txt"
+
+
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "read"])
+@pytest.mark.parametrize("ranges", [None, "bytes=0-9,5000-"], ids=["whole", "parts"])
+async def test_a_file_that_shrinks_while_sent_cuts_the_connection(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    sendfile: bool,
+    ranges: str | None,
+) -> None:
+    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", not sendfile)
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(100_000))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = ConditionalFileResponse(path)
+        # Decided and opened as 100,000 bytes; then the file shrinks before sending.
+        response._outcome = response._evaluate(
+            request.method, _conditions(request.headers), None
+        )
+        os.truncate(path, 1000)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/f", handler)
+    client = await aiohttp_client(app)
+    headers = {"Range": ranges} if ranges else {}
+    async with client.get("/f", headers=headers, timeout=TIMEOUT) as resp:
+        assert resp.status == (206 if ranges else 200)
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+    assert "Error handling request" not in caplog.text
 
 
 # --- never a wrong 304 ----------------------------------------------------------------
