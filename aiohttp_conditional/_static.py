@@ -7,6 +7,7 @@ import dataclasses
 import html
 import io
 import os
+import urllib.parse
 from collections.abc import Mapping
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, Final, NamedTuple
@@ -252,14 +253,16 @@ class ConditionalStaticResource(web.StaticResource):
     def _listing(self, path: str) -> str:
         """Return the HTML index of a directory, as aiohttp's StaticResource writes it."""
         relative = os.path.relpath(path, self._root)
-        title = f"Index of /{html.escape(relative)}"
+        title = f"Index of /{html.escape(_printable(relative))}"
         items = []
         with os.scandir(path) as entries:
             for entry in sorted(entries, key=lambda entry: entry.name):
                 url_path = f"{self._prefix}/{os.path.relpath(entry.path, self._root)}"
-                href = URL.build(path=url_path, encoded=False).raw_path
                 name = f"{entry.name}/" if _is_dir(entry) else entry.name
-                items.append(f'<li><a href="{href}">{html.escape(name)}</a></li>')
+                href = _href(url_path)
+                items.append(
+                    f'<li><a href="{href}">{html.escape(_printable(name))}</a></li>'
+                )
         body = f"<body>\n<h1>{title}</h1>\n<ul>\n{chr(10).join(items)}\n</ul>\n</body>"
         return f"<html>\n<head>\n<title>{title}</title>\n</head>\n{body}\n</html>"
 
@@ -268,6 +271,20 @@ class ConditionalStaticResource(web.StaticResource):
         return (
             f"<ConditionalStaticResource {name} {self._prefix} -> {self._directory!r}>"
         )
+
+
+def _printable(name: str) -> str:
+    """Show a file name that is not valid UTF-8 with U+FFFD for its odd bytes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _href(url_path: str) -> str:
+    """Quote a URL path as upstream's listing does; bytes that are not UTF-8 as %XX."""
+    try:
+        url_path.encode("utf-8")
+    except UnicodeEncodeError:
+        return urllib.parse.quote(os.fsencode(url_path), safe="/!$&'()*+,;=:@")
+    return URL.build(path=url_path, encoded=False).raw_path
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -999,6 +999,15 @@ async def test_a_file_that_shrinks_while_sent_cuts_the_connection(
     assert "Error handling request" not in caplog.text
 
 
+async def test_a_path_that_is_not_utf8(serve: Serve, tmp_path: Path) -> None:
+    path = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.txt")
+    Path(path).write_bytes(b"latin-1 name")
+    client = await serve(ConditionalFileResponse, path)
+    status, headers, body = await get(client)
+    assert (status, body) == (200, b"latin-1 name")
+    assert headers["Content-Type"] == "text/plain"
+
+
 # --- never a wrong 304 ----------------------------------------------------------------
 
 HELD = {"If-None-Match": "ETag", "If-Modified-Since": "Last-Modified"}

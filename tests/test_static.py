@@ -551,3 +551,26 @@ async def test_versioned_304_of_an_unreadable_file_is_no_500(
         async with client.get("/s/app.js?v=abc", headers=headers) as resp:
             assert resp.status == 304
             assert "Cache-Control" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "mount",
+    [
+        pytest.param(
+            "upstream", marks=pytest.mark.xfail(reason="its listing raises: a 500")
+        ),
+        "conditional",
+    ],
+    indirect=True,
+)
+async def test_a_name_that_is_not_utf8_is_listed_and_never_a_500(
+    mount: Mount, tmp_path: Path
+) -> None:
+    (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"latin-1 name")
+    client = await mount("/s", tmp_path, show_index=True)
+    async with client.get("/s/", timeout=TIMEOUT) as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    assert '<a href="/s/caf%E9.txt">caf\ufffd.txt</a>' in page
+    async with client.get("/s/caf%E9.txt", timeout=TIMEOUT) as resp:
+        assert resp.status in (200, 404)
