@@ -1008,6 +1008,83 @@ async def test_a_path_that_is_not_utf8(serve: Serve, tmp_path: Path) -> None:
     assert headers["Content-Type"] == "text/plain"
 
 
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "read"])
+async def test_clients_that_leave_mid_download_leave_no_file_open(
+    serve: Serve,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    sendfile: bool,
+) -> None:
+    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", not sendfile)
+    path = tmp_path / "big.bin"
+    with path.open("wb") as file:
+        file.truncate(8 * 1024 * 1024)
+    client = await serve(ConditionalFileResponse, path)
+    assert client.port is not None
+    for _ in range(50):
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read(1000)
+        writer.transport.abort()  # gone, with megabytes still to come
+        await asyncio.sleep(0)
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if open_descriptors(path) == 0:
+            break
+    assert open_descriptors(path) == 0
+    assert "Error handling request" not in caplog.text
+
+
+async def test_a_file_over_4_gib_with_ranges_near_its_end(
+    impl: ResponseClass, serve: Serve, tmp_path: Path
+) -> None:
+    size = 5 * 1024**3 + 7
+    path = tmp_path / "sparse.bin"
+    with path.open("wb") as file:
+        file.seek(size - 8)
+        file.write(b"THE-END!")
+    client = await serve(impl, path)
+    status, headers, _ = await get(client, "HEAD")
+    assert (status, headers["Content-Length"]) == (200, str(size))
+    status, headers, body = await get(client, Range="bytes=-8")
+    assert (status, body) == (206, b"THE-END!")
+    assert headers["Content-Range"] == f"bytes {size - 8}-{size - 1}/{size}"
+    status, _, body = await get(client, Range=f"bytes={size - 4}-{size + 100}")
+    assert (status, body) == (206, b"END!")
+
+
+async def test_a_file_replaced_while_sent_is_sent_as_it_was_decided(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.js"
+    old = os.urandom(50_000)
+    path.write_bytes(old)
+    age(path)
+    st = path.stat()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = ConditionalFileResponse(path)
+        response._outcome = response._evaluate(
+            request.method, _conditions(request.headers), None
+        )
+        # A deploy swaps the file in between the decision and the first byte sent.
+        (tmp_path / "new.js").write_bytes(b"new version")
+        os.replace(tmp_path / "new.js", path)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/f", handler)
+    client = await aiohttp_client(app)
+    async with client.get("/f", timeout=TIMEOUT) as resp:
+        body = await resp.read()
+        assert body == old
+        assert resp.headers["Content-Length"] == str(len(old))
+        changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        assert resp.headers["ETag"] == f'"{changed:x}-{len(old):x}"'
+
+
 # --- never a wrong 304 ----------------------------------------------------------------
 
 HELD = {"If-None-Match": "ETag", "If-Modified-Since": "Last-Modified"}
