@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         help="list a directory that has no index.html (default: 403)",
     )
     parser.add_argument(
-        "--cache-control", metavar="VALUE", help='e.g. "no-cache" or "max-age=60"'
+        "--cache-control",
+        metavar="VALUE",
+        default="no-cache",
+        help='default: "no-cache" (browsers revalidate every time: cheap 304s, never a '
+        'stale page); e.g. "max-age=60"; "" sends none',
     )
     parser.add_argument(
         "--no-validators",
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         root,
         show_index=args.listing,
         follow_symlinks=args.follow_symlinks,
-        cache_control=args.cache_control,
+        cache_control=args.cache_control or None,
         etag=not args.no_validators,
         last_modified=not args.no_validators,
     )

@@ -69,6 +69,8 @@ def test_revalidation_gets_304(served: str) -> None:
     time.sleep(1.05)  # the files were just written: wait until they carry validators
     with urllib.request.urlopen(f"{served}/hello.txt", timeout=10) as resp:
         etag = resp.headers["ETag"]
+        # Browsers revalidate every time unless told otherwise: never a stale page.
+        assert resp.headers["Cache-Control"] == "no-cache"
     assert etag
     assert fetch(f"{served}/hello.txt", {"If-None-Match": etag})[0] == 304
 
