@@ -37,7 +37,7 @@ class Report:
 class CliServer:
     """``python -m aiohttp_conditional`` in a process of its own."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *options: str) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
