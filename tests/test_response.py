@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 import aiohttp_conditional._response
 from aiohttp_conditional import ConditionalFileResponse, FileResponseState
@@ -1083,6 +1083,35 @@ async def test_a_file_replaced_while_sent_is_sent_as_it_was_decided(
         assert resp.headers["Content-Length"] == str(len(old))
         changed = max(st.st_mtime_ns, st.st_ctime_ns)
         assert resp.headers["ETag"] == f'"{changed:x}-{len(old):x}"'
+
+
+@pytest.mark.parametrize("swap", ["deleted", "fifo", "directory", "symlink"])
+async def test_a_file_swapped_between_stat_and_open(tmp_path: Path, swap: str) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    age(path)
+    stat_before = path.stat()  # what the static route's walk saw
+    path.unlink()
+    if swap == "fifo":
+        os.mkfifo(path)  # opening it for reading would block a worker for ever
+    elif swap == "directory":
+        path.mkdir()
+    elif swap == "symlink":
+        (tmp_path / "elsewhere.txt").write_bytes(b"content")
+        path.symlink_to(tmp_path / "elsewhere.txt")
+    response = ConditionalFileResponse(path)
+    outcome = await asyncio.wait_for(
+        asyncio.to_thread(
+            response._evaluate, "GET", _conditions(CIMultiDictProxy(CIMultiDict())), None,
+            stat_before,
+        ),
+        10,
+    )  # fmt: skip
+    assert outcome.file is None
+    assert outcome.decision.state in (
+        FileResponseState.NOT_FOUND,
+        FileResponseState.FORBIDDEN,
+    )
 
 
 # --- never a wrong 304 ----------------------------------------------------------------
