@@ -444,7 +444,8 @@ class ConditionalFileResponse(web.FileResponse):
         headers[hdrs.ACCEPT_RANGES] = "bytes"
         ranges = outcome.decision.ranges
         if len(ranges) > 1:
-            parts = _Parts.of(ranges, size, headers[hdrs.CONTENT_TYPE])
+            assert outcome.stat is not None
+            parts = _Parts.of(ranges, size, headers[hdrs.CONTENT_TYPE], outcome.stat)
             if parts.length < size:
                 return await self._send_parts(request, file, parts)
             ranges = ()  # §14.2: rather the whole file than more bytes than it has
@@ -461,34 +462,51 @@ class ConditionalFileResponse(web.FileResponse):
             or 100 <= status < 200
         ):
             return await web.StreamResponse.prepare(self, request)
-        return await self._send_body(request, file, start, count)
+        assert outcome.stat is not None
+        return await self._send_body(request, file, start, count, outcome.stat)
 
     async def _send_body(
-        self, request: BaseRequest, file: io.FileIO, offset: int, count: int
+        self,
+        request: BaseRequest,
+        file: io.FileIO,
+        offset: int,
+        count: int,
+        decided: os.stat_result,
     ) -> AbstractStreamWriter:
         writer = await web.StreamResponse.prepare(self, request)
         assert writer is not None
-        if not (NOSENDFILE or self.compression):
-            transport = request.transport
-            if transport is None:
-                raise ConnectionResetError("Connection lost")
-            try:
-                sent = await asyncio.get_running_loop().sendfile(
-                    transport, file, offset, count
-                )
-            except NotImplementedError:
-                pass  # no sendfile(2) for this transport: read and write instead
-            else:
-                if sent < count:
-                    self._cut_short(request)
-                else:
-                    await self.write_eof()
+        use_sendfile = not (NOSENDFILE or self.compression)
+        # The last byte waits until the file is known to be the one the headers
+        # describe: a file rewritten in place meanwhile is cut short, never passed off.
+        for start, length in ((offset, count - 1), (offset + count - 1, 1)):
+            if start > offset and not _unchanged(file, decided):
+                self._cut_short(request)
                 return writer
-        if await self._copy(writer, file, offset, count) < count:
-            self._cut_short(request)
+            if use_sendfile:
+                try:
+                    sent = await self._sendfile_range(request, file, start, length)
+                except NotImplementedError:
+                    use_sendfile = False  # no sendfile(2) here: read and write
+            if not use_sendfile:
+                sent = await self._copy(writer, file, start, length)
+            if sent < length:
+                self._cut_short(request)
+                return writer
+        if use_sendfile:
+            await self.write_eof()
         else:
             await writer.drain()
         return writer
+
+    async def _sendfile_range(
+        self, request: BaseRequest, file: io.FileIO, offset: int, count: int
+    ) -> int:
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("Connection lost")
+        if count == 0:
+            return 0
+        return await asyncio.get_running_loop().sendfile(transport, file, offset, count)
 
     def _cut_short(self, request: BaseRequest) -> None:
         """End a response whose file shrank while it was sent.
@@ -513,7 +531,15 @@ class ConditionalFileResponse(web.FileResponse):
         if request.method != hdrs.METH_HEAD:
             for head, (start, stop) in zip(parts.heads, parts.ranges, strict=True):
                 await writer.write(head)
-                if await self._copy(writer, file, start, stop - start) < stop - start:
+                if await self._copy(writer, file, start, stop - start - 1) < (
+                    stop - start - 1
+                ):
+                    self._cut_short(request)
+                    return writer
+                # As for a single body, the last byte waits for the file to be checked.
+                if not _unchanged(file, parts.decided) or (
+                    await self._copy(writer, file, stop - 1, 1) < 1
+                ):
                     self._cut_short(request)
                     return writer
             await writer.write(parts.tail)
@@ -544,6 +570,20 @@ class ConditionalFileResponse(web.FileResponse):
         return offset - start
 
 
+def _unchanged(file: io.FileIO, decided: os.stat_result) -> bool:
+    """Tell whether an open file's bytes are still those the answer was decided on.
+
+    Any write moves mtime; a write that then puts the old mtime back (cp -p) moves
+    ctime.  So does a rename or an unlink of the file, which changes no byte: that one
+    shows in the link count, and is let through.  An fstat of an open descriptor reads
+    no disk, so the event loop may make it.
+    """
+    now = os.fstat(file.fileno())
+    if (now.st_size, now.st_mtime_ns) != (decided.st_size, decided.st_mtime_ns):
+        return False
+    return now.st_ctime_ns == decided.st_ctime_ns or now.st_nlink != decided.st_nlink
+
+
 class _Parts(NamedTuple):
     """The framing of a multipart/byteranges body, whose length is known up front."""
 
@@ -552,10 +592,15 @@ class _Parts(NamedTuple):
     tail: bytes
     content_type: str
     length: int
+    decided: os.stat_result  # the file as the headers describe it
 
     @classmethod
     def of(
-        cls, ranges: tuple[tuple[int, int], ...], size: int, content_type: str
+        cls,
+        ranges: tuple[tuple[int, int], ...],
+        size: int,
+        content_type: str,
+        decided: os.stat_result,
     ) -> _Parts:
         boundary = secrets.token_hex(16)
         heads = []
@@ -573,4 +618,5 @@ class _Parts(NamedTuple):
             tail,
             f"multipart/byteranges; boundary={boundary}",
             length,
+            decided,
         )

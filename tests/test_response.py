@@ -1114,6 +1114,45 @@ async def test_a_file_swapped_between_stat_and_open(tmp_path: Path, swap: str) -
     )
 
 
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "read"])
+@pytest.mark.parametrize("ranges", [None, "bytes=0-9,5000-"], ids=["whole", "parts"])
+@pytest.mark.parametrize("keep_mtime", [False, True], ids=["write", "cp-p"])
+async def test_a_file_rewritten_in_place_while_sent_cuts_the_connection(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sendfile: bool,
+    ranges: str | None,
+    keep_mtime: bool,
+) -> None:
+    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", not sendfile)
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(100_000))
+    age(path)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = ConditionalFileResponse(path)
+        response._outcome = response._evaluate(
+            request.method, _conditions(request.headers), None
+        )
+        # Rewritten in place, the same size: the headers now describe other bytes.
+        mtime = path.stat().st_mtime_ns
+        with path.open("r+b") as file:
+            file.write(os.urandom(100_000))
+        if keep_mtime:
+            os.utime(path, ns=(mtime, mtime))
+        return response
+
+    app = web.Application()
+    app.router.add_get("/f", handler)
+    client = await aiohttp_client(app)
+    headers = {"Range": ranges} if ranges else {}
+    async with client.get("/f", headers=headers, timeout=TIMEOUT) as resp:
+        assert "ETag" in resp.headers
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+
+
 # --- never a wrong 304 ----------------------------------------------------------------
 
 HELD = {"If-None-Match": "ETag", "If-Modified-Since": "Last-Modified"}
