@@ -76,6 +76,9 @@ _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _OPEN_FLAGS_CHECKED: Final = _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0)
 # How long a sent file may wait for another request's job to close it.
 _CLOSE_WITHIN: Final = 0.05
+# A body up to this size is read by the executor job and sent in one write with the
+# headers, instead of through sendfile(2), whose setup costs more than such a copy.
+_READ_AHEAD: Final = 64 * 1024
 
 
 class _Closer:
@@ -143,6 +146,9 @@ class _Outcome(NamedTuple):
     encoding: str | None = None
     has_variants: bool = False
     stat: os.stat_result | None = None  # what the decision was made from
+    # The bytes to send, when the job read them (a small body, or none for HEAD);
+    # then the file is closed already.
+    data: bytes | None = None
 
 
 _FORBIDDEN: Final = _Outcome(Decision(FileResponseState.FORBIDDEN))
@@ -268,8 +274,10 @@ class ConditionalFileResponse(web.FileResponse):
             else:
                 outcome = self._evaluate(*job)
         self.state = outcome.decision.state
-        if outcome.file is None:
+        if outcome.decision.state is not FileResponseState.SEND:
             return await self._answer_without_body(request, outcome)
+        if outcome.file is None:
+            return await self._answer_with_body(request, outcome, None)
         try:
             return await self._answer_with_body(request, outcome, outcome.file)
         finally:
@@ -357,10 +365,14 @@ class ConditionalFileResponse(web.FileResponse):
                 if outcome.decision.state is not FileResponseState.SEND:
                     file.close()
                     return outcome
+            data = _read_ahead(file, method, outcome)
         except BaseException:
             file.close()
             raise
-        return outcome._replace(file=file)
+        if data is None:
+            return outcome._replace(file=file)
+        file.close()
+        return outcome._replace(data=data)
 
     def _decide(
         self,
@@ -429,7 +441,7 @@ class ConditionalFileResponse(web.FileResponse):
         return await web.StreamResponse.prepare(self, request)
 
     async def _answer_with_body(
-        self, request: BaseRequest, outcome: _Outcome, file: io.FileIO
+        self, request: BaseRequest, outcome: _Outcome, file: io.FileIO | None
     ) -> AbstractStreamWriter | None:
         headers = self._headers
         size = outcome.size
@@ -444,6 +456,7 @@ class ConditionalFileResponse(web.FileResponse):
         headers[hdrs.ACCEPT_RANGES] = "bytes"
         ranges = outcome.decision.ranges
         if len(ranges) > 1:
+            assert file is not None
             assert outcome.stat is not None
             parts = _Parts.of(ranges, size, headers[hdrs.CONTENT_TYPE], outcome.stat)
             if parts.length < size:
@@ -462,6 +475,14 @@ class ConditionalFileResponse(web.FileResponse):
             or 100 <= status < 200
         ):
             return await web.StreamResponse.prepare(self, request)
+        if outcome.data is not None:
+            # Headers and body in one write.
+            self._send_headers_immediately = False
+            writer = await web.StreamResponse.prepare(self, request)
+            assert writer is not None
+            await writer.write(outcome.data)
+            return writer
+        assert file is not None
         assert outcome.stat is not None
         return await self._send_body(request, file, start, count, outcome.stat)
 
@@ -568,6 +589,27 @@ class ConditionalFileResponse(web.FileResponse):
             offset += len(chunk)
             count -= len(chunk)
         return offset - start
+
+
+def _read_ahead(file: io.FileIO, method: str, outcome: _Outcome) -> bytes | None:
+    """Read a small body in the job, or None to stream it from the open file.
+
+    HEAD needs no bytes.  What is read is used only if the file is unchanged
+    afterwards, so the bytes are those of the version the headers describe.
+    """
+    if method == hdrs.METH_HEAD:
+        return b""
+    ranges = outcome.decision.ranges
+    if len(ranges) > 1:
+        return None  # multipart: its framing is settled on the loop; stream it
+    start, stop = ranges[0] if ranges else (0, outcome.size)
+    if stop - start > _READ_AHEAD:
+        return None
+    data = os.pread(file.fileno(), stop - start, start)
+    assert outcome.stat is not None
+    if len(data) < stop - start or not _unchanged(file, outcome.stat):
+        return None  # changed meanwhile: the streaming path cuts the response short
+    return data
 
 
 def _unchanged(file: io.FileIO, decided: os.stat_result) -> bool:

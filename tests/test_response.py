@@ -869,15 +869,31 @@ async def test_403_and_404_run_one_job_and_open_nothing(
     assert opened == []
 
 
-async def test_200_opens_the_file_once_in_its_one_job(
+async def test_a_small_body_is_read_and_closed_in_its_one_job(
     serve: Serve, executor: CountingExecutor, opened: list[str], tmp_path: Path
 ) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"content")
     client = await serve(ConditionalFileResponse, path)
     opened.clear()
-    status, _, body = await get(client, Range="bytes=1-3")
-    assert (status, body) == (206, b"ont")
+    for _ in range(2):
+        status, _, body = await get(client, Range="bytes=1-3")
+        assert (status, body) == (206, b"ont")
+    assert opened == [str(path)] * 2
+    assert executor.jobs == ["_evaluate"] * 2
+    assert open_descriptors(path) == 0
+
+
+async def test_200_opens_the_file_once_in_its_one_job(
+    serve: Serve, executor: CountingExecutor, opened: list[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "f.bin"
+    content = os.urandom(200_000)  # past what the job reads itself: sent from the file
+    path.write_bytes(content)
+    client = await serve(ConditionalFileResponse, path)
+    opened.clear()
+    status, _, body = await get(client, Range="bytes=1-100000")
+    assert (status, body) == (206, content[1:100001])
     assert opened == [str(path)]
     assert executor.jobs == ["_evaluate"]
     assert open_descriptors(path) == 1  # waiting for a job to close it
@@ -903,8 +919,8 @@ async def test_the_next_job_closes_the_files_sent_before(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(aiohttp_conditional._response, "_CLOSE_WITHIN", 3600)
-    path = tmp_path / "f.txt"
-    path.write_bytes(b"content")
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(200_000))
     client = await serve(ConditionalFileResponse, path)
     for expected_open in (1, 1, 1):
         status, _, _ = await get(client)
