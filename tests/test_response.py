@@ -981,6 +981,25 @@ def test_path_attribute_is_upstreams(tmp_path: Path) -> None:
     assert response._path == tmp_path / "g.txt"
 
 
+async def serve_decided(
+    aiohttp_client: Any, path: Path, change: Callable[[], None]
+) -> Client:
+    """Serve path at /f, each answer decided (the file opened) before change() runs."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = ConditionalFileResponse(path)
+        response._outcome = response._evaluate(
+            request.method, _conditions(request.headers), None
+        )
+        change()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/f", handler)
+    client: Client = await aiohttp_client(app)
+    return client
+
+
 @pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "read"])
 @pytest.mark.parametrize("ranges", [None, "bytes=0-9,5000-"], ids=["whole", "parts"])
 async def test_a_file_that_shrinks_while_sent_cuts_the_connection(
@@ -995,18 +1014,8 @@ async def test_a_file_that_shrinks_while_sent_cuts_the_connection(
     path = tmp_path / "f.bin"
     path.write_bytes(os.urandom(100_000))
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = ConditionalFileResponse(path)
-        # Decided and opened as 100,000 bytes; then the file shrinks before sending.
-        response._outcome = response._evaluate(
-            request.method, _conditions(request.headers), None
-        )
-        os.truncate(path, 1000)
-        return response
-
-    app = web.Application()
-    app.router.add_get("/f", handler)
-    client = await aiohttp_client(app)
+    # Decided and opened as 100,000 bytes; then the file shrinks before sending.
+    client = await serve_decided(aiohttp_client, path, lambda: os.truncate(path, 1000))
     headers = {"Range": ranges} if ranges else {}
     async with client.get("/f", headers=headers, timeout=TIMEOUT) as resp:
         assert resp.status == (206 if ranges else 200)
@@ -1080,19 +1089,12 @@ async def test_a_file_replaced_while_sent_is_sent_as_it_was_decided(
     age(path)
     st = path.stat()
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = ConditionalFileResponse(path)
-        response._outcome = response._evaluate(
-            request.method, _conditions(request.headers), None
-        )
+    def deploy() -> None:
         # A deploy swaps the file in between the decision and the first byte sent.
         (tmp_path / "new.js").write_bytes(b"new version")
         os.replace(tmp_path / "new.js", path)
-        return response
 
-    app = web.Application()
-    app.router.add_get("/f", handler)
-    client = await aiohttp_client(app)
+    client = await serve_decided(aiohttp_client, path, deploy)
     async with client.get("/f", timeout=TIMEOUT) as resp:
         body = await resp.read()
         assert body == old
@@ -1146,22 +1148,15 @@ async def test_a_file_rewritten_in_place_while_sent_cuts_the_connection(
     path.write_bytes(os.urandom(100_000))
     age(path)
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = ConditionalFileResponse(path)
-        response._outcome = response._evaluate(
-            request.method, _conditions(request.headers), None
-        )
-        # Rewritten in place, the same size: the headers now describe other bytes.
+    def rewrite_in_place() -> None:
+        # The same size, other bytes: the headers now describe what is not there.
         mtime = path.stat().st_mtime_ns
         with path.open("r+b") as file:
             file.write(os.urandom(100_000))
         if keep_mtime:
             os.utime(path, ns=(mtime, mtime))
-        return response
 
-    app = web.Application()
-    app.router.add_get("/f", handler)
-    client = await aiohttp_client(app)
+    client = await serve_decided(aiohttp_client, path, rewrite_in_place)
     headers = {"Range": ranges} if ranges else {}
     async with client.get("/f", headers=headers, timeout=TIMEOUT) as resp:
         assert "ETag" in resp.headers

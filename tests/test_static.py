@@ -70,6 +70,12 @@ def inside(root: Path) -> set[bytes]:
     }
 
 
+def upstream_mount_fails(reason: str) -> pytest.MarkDecorator:
+    """Parametrize ``mount`` for a test where upstream's add_static is known to fail."""
+    upstream = pytest.param("upstream", marks=pytest.mark.xfail(reason=reason))
+    return pytest.mark.parametrize("mount", [upstream, "conditional"], indirect=True)
+
+
 @pytest.fixture(params=["upstream", "conditional"])
 def mount(request: pytest.FixtureRequest, aiohttp_client: AiohttpClient) -> Mount:
     """Serve a directory at a prefix with upstream's add_static or ours."""
@@ -338,16 +344,7 @@ async def test_nothing_outside_the_root_is_ever_served(
     assert b"root:" not in body
 
 
-@pytest.mark.parametrize(
-    "mount",
-    [
-        pytest.param(
-            "upstream", marks=pytest.mark.xfail(reason="ENAMETOOLONG escapes: a 500")
-        ),
-        "conditional",
-    ],
-    indirect=True,
-)
+@upstream_mount_fails("ENAMETOOLONG escapes: a 500")
 async def test_name_too_long_gets_404(mount: Mount, tree: Path) -> None:
     client = await mount("/static", tree)
     status, _ = await raw_get(client, "/static/" + "x" * 5000)
@@ -555,16 +552,7 @@ async def test_versioned_304_of_an_unreadable_file_is_no_500(
             assert "Cache-Control" not in resp.headers
 
 
-@pytest.mark.parametrize(
-    "mount",
-    [
-        pytest.param(
-            "upstream", marks=pytest.mark.xfail(reason="its listing raises: a 500")
-        ),
-        "conditional",
-    ],
-    indirect=True,
-)
+@upstream_mount_fails("its listing raises: a 500")
 async def test_a_name_that_is_not_utf8_is_listed_and_never_a_500(
     mount: Mount, tmp_path: Path
 ) -> None:
