@@ -476,6 +476,8 @@ class ConditionalFileResponse(web.FileResponse):
         ):
             return await web.StreamResponse.prepare(self, request)
         if outcome.data is not None:
+            if request.transport is None:
+                raise ConnectionResetError("Connection lost")
             # Headers and body in one write.
             self._send_headers_immediately = False
             writer = await web.StreamResponse.prepare(self, request)
