@@ -120,12 +120,16 @@ async def test_last_modified_is_never_later_than_date(
     path = tmp_path / "f.txt"
     path.write_bytes(b"x")
     client = await serve(impl, path)
-    # Early in a second, a file changed later in that same second.
-    time.sleep(1 - time.time() % 1 + 0.01)
-    second = int(time.time())
-    os.utime(path, ns=(second * NS + NS // 2, second * NS + NS // 2))
-    _, headers, _ = await get(client)
-    assert second == int(time.time()), "the machine was too slow for this test"
+    for _ in range(5):
+        # Early in a second, a file changed later in that same second.
+        time.sleep(1 - time.time() % 1 + 0.01)
+        second = int(time.time())
+        os.utime(path, ns=(second * NS + NS // 2, second * NS + NS // 2))
+        _, headers, _ = await get(client)
+        if second == int(time.time()):
+            break  # answered within that second, as the test needs
+    else:
+        pytest.fail("the machine was too slow for this test, five times over")
     if "Last-Modified" in headers:
         date = parsedate_to_datetime(headers["Date"])
         assert parsedate_to_datetime(headers["Last-Modified"]) <= date
@@ -898,7 +902,10 @@ async def test_200_opens_the_file_once_in_its_one_job(
     assert executor.jobs == ["_evaluate"]
     assert open_descriptors(path) == 1  # waiting for a job to close it
     # With no other request coming, one job of its own closes it soon after.
-    await asyncio.sleep(0.2)
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if open_descriptors(path) == 0:
+            break
     assert executor.jobs == ["_evaluate", "close_files"]
     assert open_descriptors(path) == 0
 
