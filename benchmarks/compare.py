@@ -46,7 +46,7 @@ def measure_batches(
     results: dict[tuple[str, str], list[float]] = {key: [] for key in requests}
     for _ in range(repetitions):
         for (scenario, impl), (client, raw, has_body) in requests.items():
-            count = max(batch // 20, 5) if scenario == "200-10MiB" else batch
+            count = max(batch // 10, 5) if scenario == "200-10MiB" else batch
             client.request(raw, has_body)  # warm
             start = time.perf_counter()
             for _ in range(count):
