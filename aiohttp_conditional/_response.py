@@ -276,17 +276,18 @@ class ConditionalFileResponse(web.FileResponse):
         self.state = outcome.decision.state
         if outcome.decision.state is not FileResponseState.SEND:
             return await self._answer_without_body(request, outcome)
-        if outcome.file is None:
-            return await self._answer_with_body(request, outcome, None)
+        file = outcome.file  # None when the job read the body itself
         try:
-            return await self._answer_with_body(request, outcome, outcome.file)
+            return await self._answer_with_body(request, outcome, file)
         finally:
-            if self._use_executor:
+            if file is None:
+                pass
+            elif self._use_executor:
                 # Closed by a later executor job, so that neither this connection
                 # nor the event loop waits on it.
-                closer(loop).add(loop, outcome.file)
+                closer(loop).add(loop, file)
             else:
-                outcome.file.close()
+                file.close()
 
     def _evaluate(
         self,
