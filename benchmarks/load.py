@@ -3,8 +3,8 @@
 Starts ``python -m aiohttp_conditional`` on a directory of its own, opens
 ``--connections`` connections at once (loopback only) and has each send
 ``--requests`` requests in turn, mixing a 200, a 304 and a 206; every status and body is
-checked.  Reports the throughput, the errors, and the server's memory and open
-descriptors before and after, once warm.
+checked.  Reports the throughput, the errors, and the server's memory (resident, and
+the objects and blocks Python holds) and open descriptors before and after each round.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_REPOSITORY = Path(__file__).resolve().parent.parent
 _LENGTH = re.compile(rb"\r\ncontent-length: *([0-9]+)", re.IGNORECASE)
 _ETAG = re.compile(rb"\r\netag: *([^\r]*)", re.IGNORECASE)
 
@@ -35,27 +38,37 @@ class Report:
 
 
 class CliServer:
-    """``python -m aiohttp_conditional`` in a process of its own."""
+    """``python -m aiohttp_conditional ROOT *options`` in a process of its own.
+
+    It runs under ``benchmarks._probe``, which adds nothing but a SIGUSR1 handler
+    that reports the heap (see :meth:`heap`).
+    """
 
     def __init__(self, root: Path, *options: str) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
+        self._reports = Path(tempfile.mkdtemp(prefix="cli-server-")) / "heap"
+        self._reports.touch()
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "aiohttp_conditional",
-                str(root),
+                "benchmarks._probe",
+                str(self._reports),
+                str(root.resolve()),
                 "--port",
                 str(self.port),
+                *options,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            cwd=_REPOSITORY,
         )
         assert self.process.stdout is not None
         if not self.process.stdout.readline().startswith("Serving "):
+            self.stop()
             raise RuntimeError("the CLI server did not start")
 
     def rss_and_fds(self) -> tuple[int, int]:
@@ -65,10 +78,23 @@ class CliServer:
         assert match is not None
         return int(match[1]), len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
+    def heap(self) -> tuple[int, int]:
+        """The objects the server's collector tracks and the blocks its allocator holds."""
+        seen = len(self._reports.read_text().splitlines())
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while (lines := self._reports.read_text().splitlines())[seen:] == []:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the CLI server did not report its heap")
+            time.sleep(0.05)
+        objects, blocks = lines[seen].split()
+        return int(objects), int(blocks)
+
     def stop(self) -> str:
         """Stop it; return what it wrote to stderr."""
         self.process.terminate()
         _, err = self.process.communicate(timeout=30)
+        shutil.rmtree(self._reports.parent, ignore_errors=True)
         return err
 
 
@@ -152,18 +178,20 @@ def main(argv: list[str] | None = None) -> int:
         server = CliServer(Path(tmp))
         try:
             for round_number in range(1, args.rounds + 1):
-                before = server.rss_and_fds()
+                before, heap_before = server.rss_and_fds(), server.heap()
                 report = asyncio.run(
                     load(server.port, files, args.connections, args.requests)
                 )
                 time.sleep(0.5)
-                after = server.rss_and_fds()
+                after, heap_after = server.rss_and_fds(), server.heap()
                 print(
                     f"round {round_number}: {report.requests} requests on "
                     f"{args.connections} connections in {report.seconds:.1f} s "
                     f"({report.requests / report.seconds:.0f}/s), "
                     f"{len(report.errors)} errors; server RSS {before[0]} -> {after[0]} "
-                    f"KiB, open fds {before[1]} -> {after[1]}"
+                    f"KiB, objects {heap_before[0]} -> {heap_after[0]}, allocated "
+                    f"blocks {heap_before[1]} -> {heap_after[1]}, open fds "
+                    f"{before[1]} -> {after[1]}"
                 )
                 for error in report.errors[:10]:
                     print(f"  {error}")

@@ -103,10 +103,15 @@ def write_script(path: Path, version: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [(), ("--cache-control=",)], ids=["no-cache", "no-cache-control"]
+    ("options", "cache_control"),
+    [((), "no-cache"), (("--cache-control=",), None)],
+    ids=["no-cache", "no-cache-control"],
 )
 async def test_every_reload_shows_the_newest_script(
-    browser: DevTools, tmp_path: Path, options: tuple[str, ...]
+    browser: DevTools,
+    tmp_path: Path,
+    options: tuple[str, ...],
+    cache_control: str | None,
 ) -> None:
     root = tmp_path / "site"
     root.mkdir()
@@ -118,6 +123,8 @@ async def test_every_reload_shows_the_newest_script(
     server = CliServer(root, *options)
     try:
         url = f"http://127.0.0.1:{server.port}/"
+        async with aiohttp.request("GET", url + "app.js") as response:
+            assert response.headers.get("Cache-Control") == cache_control
         # Early in a second, so that the rewrites below share it.
         time.sleep(1 - time.time() % 1 + 0.01)
         write_script(script, 1)
