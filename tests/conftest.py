@@ -18,9 +18,15 @@ import pytest
 from aiohttp import web
 from aiohttp.pytest_plugin import AiohttpClient
 from aiohttp.test_utils import TestClient
+from hypothesis import settings
 
 from aiohttp_conditional import ConditionalFileResponse
 from aiohttp_conditional._preconditions import STABLE_AFTER_NS
+
+# A shared CI machine can stall any example past hypothesis's 200 ms deadline; a slow
+# example is not a wrong answer, so only wrong answers fail.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 ResponseClass = type[web.FileResponse]
 Client = TestClient[web.Request, web.Application]
