@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 import enum
 import functools
-import itertools
 import re
 import time
 from typing import Final, NamedTuple
@@ -110,7 +109,10 @@ def make_validators(
     stable = now_ns - changed_ns >= STABLE_AFTER_NS
     return Validators(
         etag=f'"{changed_ns:x}-{size:x}"' if etag and stable else None,
-        last_modified=changed_ns // _NS_PER_S if last_modified and stable else None,
+        # The first whole second after the change: later than the change, as a date
+        # must be to say "unchanged since" (see _unmodified_since), and, a second
+        # having passed, never later than Date.
+        last_modified=changed_ns // _NS_PER_S + 1 if last_modified and stable else None,
         changed_ns=changed_ns if last_modified else None,
     )
 
@@ -119,8 +121,10 @@ def make_validators(
 
 # One list member: OWS [ entity-tag ] OWS, then a comma or the end (RFC 9110 §5.6.1 allows
 # empty members).  etagc is %x21 / %x23-7E / obs-text.
+# The whitespace after a tag belongs to the tag's group, so no two runs of [ \t]* meet:
+# a long run of blanks costs linear time, not quadratic.
 _TAG_LIST_MEMBER: Final = re.compile(
-    r'[ \t]*(?:(W/)?("[\x21\x23-\x7e\x80-\U0010ffff]*"))?[ \t]*(?:,|\Z)'
+    r'[ \t]*(?:(W/)?("[\x21\x23-\x7e\x80-\U0010ffff]*")[ \t]*)?(?:,|\Z)'
 )
 _ANY: Final = "*"
 
@@ -223,10 +227,12 @@ def parse_http_date(value: str, *, now: float | None = None) -> int | None:
         month, day, hour, minute, second, year = match.groups()
     elif match := _RFC850_DATE.match(value):
         day, month, short_year, hour, minute, second = match.groups()
-        this_year = time.gmtime(time.time() if now is None else now).tm_year
-        # A two-digit year more than 50 years ahead is the latest such year in the past.
-        year_number = this_year // 100 * 100 + int(short_year)
-        if year_number > this_year + 50:
+        today = time.gmtime(time.time() if now is None else now)
+        year_number = today.tm_year // 100 * 100 + int(short_year)
+        # A timestamp that appears more than 50 years in the future is in the most
+        # recent past year with the same last two digits.
+        timestamp = (year_number, _MONTH_NUMBERS[month], int(day), int(hour))
+        if (*timestamp, int(minute), int(second)) > (today.tm_year + 50, *today[1:6]):
             year_number -= 100
         year = str(year_number)
     else:
@@ -267,15 +273,18 @@ def format_http_date(seconds: int) -> str:
 
 
 def _unmodified_since(date: int, validators: Validators) -> bool | None:
-    """Tell whether the file is unchanged since ``date``; None if it has no date."""
-    if validators.last_modified is not None:
-        # The date we issue: it is only issued a second after the change, so a later
-        # change always lands in a later second.
-        return validators.last_modified <= date
+    """Tell whether the file is unchanged since ``date``; None if it has no date.
+
+    The date is one we issued as Last-Modified, or the Date of a response (RFC 9110
+    §13.1.3 lets a cache send that): either way any later change of the file happened
+    after the response.  A change time strictly before the date is therefore the
+    version the client holds, even where the file system keeps whole seconds and a
+    change within that second reads as the second itself.  Our own Last-Modified, the
+    second after the change, passes.
+    """
     if validators.changed_ns is None:
         return None
-    # Changed too recently to issue a date: only an exact comparison is safe.
-    return validators.changed_ns <= date * _NS_PER_S
+    return validators.changed_ns < date * _NS_PER_S
 
 
 # RFC 9110 §13.1.4
@@ -393,37 +402,52 @@ def select_range(value: str, size: int) -> Decision:
 
 def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
     """Return one range-spec's half-open range, None if unsatisfiable, or _INVALID."""
+    first, last = first.lstrip("0") or first[:1], last.lstrip("0") or last[:1]
     if first:
-        start = int(first)
-        if last and int(last) < start:
+        start = _position(first)
+        if last and (len(last), last) < (len(first), first):
             return _INVALID  # §14.1.1: last-pos below first-pos is invalid
         if start >= size:
             return None  # §14.1.1: starts past the end
-        return start, min(int(last) + 1, size) if last else size
+        return start, min(_position(last) + 1, size) if last else size
     if not last:
         return _INVALID  # "bytes=-" is not a range-spec
-    suffix = int(last)
+    suffix = _position(last)
     if suffix == 0:
         return None  # §14.1.1: a zero suffix-length is unsatisfiable
     return max(size - suffix, 0), size
 
 
-def _coalesce(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    """Merge ranges that overlap or nearly touch (§14.6 allows it in any order).
+# Past any file's size (2**63 - 1 is the largest an off_t holds).
+_BEYOND_ANY_FILE: Final = 10**19
 
-    Ranges asked for in ascending order keep it; others are sent ascending, as
-    overlapping or unordered ranges may be coalesced regardless of order.
+
+def _position(digits: str) -> int:
+    """Return a byte position without leading zeros, as _BEYOND_ANY_FILE if too long.
+
+    int() refuses more than 4,300 digits (a 500, were it let through), and no file
+    reaches 20.
     """
-    ascending = all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))
-    ordered = ranges if ascending else sorted(ranges)
-    merged = [ordered[0]]
-    for start, stop in ordered[1:]:
-        last_start, last_stop = merged[-1]
-        if start <= last_stop + _SMALL_GAP:
-            merged[-1] = (last_start, max(last_stop, stop))
+    return int(digits) if len(digits) < 20 else _BEYOND_ANY_FILE
+
+
+def _coalesce(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Merge ranges that overlap or nearly touch, keeping the order asked for.
+
+    RFC 9110 §14.6: parts SHOULD come in the order of the request, except those
+    coalesced into others; a merged part takes the place of the first range in it.
+    """
+    by_start = sorted(range(len(ranges)), key=ranges.__getitem__)
+    merged: list[list[int]] = []  # [start, stop, the first place it was asked for]
+    for place in by_start:
+        start, stop = ranges[place]
+        if merged and start <= merged[-1][1] + _SMALL_GAP:
+            last = merged[-1]
+            last[1], last[2] = max(last[1], stop), min(last[2], place)
         else:
-            merged.append((start, stop))
-    return tuple(merged)
+            merged.append([start, stop, place])
+    merged.sort(key=lambda part: part[2])
+    return tuple((start, stop) for start, stop, _ in merged)
 
 
 def decide(

@@ -35,20 +35,33 @@ NOW_NS = CHANGED_NS + 5 * NS
 V = make_validators(CHANGED_NS, CHANGED_NS, 100, NOW_NS)
 TAG = V.etag
 assert TAG is not None
-LM = format_http_date(S)
-BEFORE = format_http_date(S - 1)
-AFTER = format_http_date(S + 1)
+LM = format_http_date(S + 1)  # the Last-Modified we issue: the second after the change
+# The second the file changed in: the Date of a response sent before the change, which
+# a cache may send as If-Modified-Since (RFC 9110 §13.1.3).
+BEFORE = format_http_date(S)
+AFTER = format_http_date(S + 2)
 
 
 # --- validators -----------------------------------------------------------------------
 
 
 def test_validators_of_a_stable_file_match_upstream_etag_format() -> None:
-    assert Validators(f'"{CHANGED_NS:x}-{100:x}"', S, CHANGED_NS) == V
+    assert Validators(f'"{CHANGED_NS:x}-{100:x}"', S + 1, CHANGED_NS) == V
 
 
-def test_last_modified_is_rounded_down_so_it_is_never_later_than_date() -> None:
-    assert V.last_modified == S < CHANGED_NS / NS
+@given(
+    st.integers(min_value=0, max_value=2**62),
+    st.integers(min_value=STABLE_AFTER_NS, max_value=10**12),
+)
+@example(S * NS, STABLE_AFTER_NS)
+@example(CHANGED_NS, STABLE_AFTER_NS)
+def test_last_modified_is_after_the_change_and_never_later_than_date(
+    changed_ns: int, age_ns: int
+) -> None:
+    v = make_validators(changed_ns, changed_ns, 1, changed_ns + age_ns)
+    assert v.last_modified is not None
+    assert changed_ns < v.last_modified * NS
+    assert v.last_modified <= (changed_ns + age_ns) // NS  # Date's second
 
 
 @pytest.mark.parametrize(
@@ -64,7 +77,7 @@ def test_a_file_changed_within_a_second_gets_no_validators(age_ns: int) -> None:
 def test_a_file_is_stable_one_second_after_it_changed() -> None:
     v = make_validators(CHANGED_NS, CHANGED_NS, 100, CHANGED_NS + STABLE_AFTER_NS)
     assert v.etag is not None
-    assert v.last_modified == S
+    assert v.last_modified == S + 1
 
 
 def test_ctime_later_than_mtime_drives_the_validators() -> None:
@@ -77,7 +90,7 @@ def test_ctime_later_than_mtime_drives_the_validators() -> None:
 @pytest.mark.parametrize(
     ("etag", "last_modified", "expected"),
     [
-        (False, True, Validators(None, S, CHANGED_NS)),
+        (False, True, Validators(None, S + 1, CHANGED_NS)),
         (True, False, Validators(TAG, None, None)),
         (False, False, Validators(None, None, None)),
     ],
@@ -165,6 +178,23 @@ def test_rfc850_two_digit_years_more_than_50_years_ahead_are_in_the_past(
     assert parse_http_date(value, now=S) == calendar.timegm((year, 1, 1, 0, 0, 0))
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Tuesday, 14-Nov-73 22:13:20 GMT", (2073, 11, 14, 22, 13, 20)),
+        ("Tuesday, 14-Nov-73 22:13:21 GMT", (1973, 11, 14, 22, 13, 21)),
+        ("Monday, 31-Dec-73 23:59:59 GMT", (1973, 12, 31, 23, 59, 59)),
+    ],
+    ids=["exactly-50-years-ahead", "a-second-more", "later-that-year"],
+)
+def test_rfc850_fifty_years_ahead_is_counted_to_the_second(
+    value: str, expected: tuple[int, ...]
+) -> None:
+    # RFC 9110 §5.6.7: "a timestamp that appears to be more than 50 years in the
+    # future", read on Tue, 14 Nov 2023 22:13:20 GMT.
+    assert parse_http_date(value, now=S) == calendar.timegm((*expected, 0, 0, 0))
+
+
 @given(st.integers(min_value=-(2**31), max_value=253402300799))
 def test_format_and_parse_round_trip(seconds: int) -> None:
     assume(seconds >= -62135596800)  # year 1
@@ -221,6 +251,7 @@ C = Conditions
         # §13.1.3 If-Modified-Since: GET and HEAD only, and only without If-None-Match.
         ("GET", C(if_modified_since=LM), NOT_MODIFIED),
         ("HEAD", C(if_modified_since=AFTER), NOT_MODIFIED),
+        # A Date sent before the change, in the same second: never a 304.
         ("GET", C(if_modified_since=BEFORE), SEND),
         ("POST", C(if_modified_since=LM), SEND),
         ("GET", C(if_modified_since="not a date"), SEND),
@@ -251,11 +282,11 @@ UNSTABLE = make_validators(CHANGED_NS, CHANGED_NS, 100, CHANGED_NS + NS // 2)
         (C(if_none_match="*"), NOT_MODIFIED),
         (C(if_match=TAG), FAILED),
         (C(if_match="*"), SEND),
-        # Dates are compared with the exact change time while no date is issued.
-        (C(if_modified_since=LM), SEND),
-        (C(if_modified_since=AFTER), NOT_MODIFIED),
-        (C(if_unmodified_since=LM), FAILED),
-        (C(if_unmodified_since=AFTER), SEND),
+        # Dates are compared with the exact change time, issued or not.
+        (C(if_modified_since=BEFORE), SEND),
+        (C(if_modified_since=LM), NOT_MODIFIED),
+        (C(if_unmodified_since=BEFORE), FAILED),
+        (C(if_unmodified_since=LM), SEND),
     ],
 )
 def test_recently_changed_file_honours_no_validator_but_exact_dates(
@@ -315,9 +346,20 @@ def test_switched_off_validators_are_not_honoured(
         ("bytes=\u0661-2", 100, UNSATISFIABLE),
         ("bytes=1_0-20", 100, UNSATISFIABLE),
         ("bytes 0-1", 100, UNSATISFIABLE),
+        # Positions past any file, longer than int() reads (4,300 digits), leading zeros.
+        ("bytes=0-" + "9" * 5000, 100, (0, 100)),
+        ("bytes=" + "9" * 5000 + "-", 100, UNSATISFIABLE),
+        ("bytes=-" + "9" * 5000, 100, (0, 100)),
+        ("bytes=" + "0" * 5000 + "5-0007", 100, (5, 8)),
+        ("bytes=" + "0" * 30 + "-" + "0" * 30, 100, (0, 1)),
+        ("bytes=0-1,1" + "0" * 30 + "-1" + "0" * 29, 100, UNSATISFIABLE),
+        ("bytes=0-1,1" + "0" * 29 + "-1" + "0" * 30, 100, (0, 2)),
         # Several ranges: ascending ones kept apart, near or overlapping ones merged.
         ("bytes=0-1,500-600", 1000, ((0, 2), (500, 601))),
-        ("bytes=500-600,0-1", 1000, ((0, 2), (500, 601))),
+        # §14.6: parts in the order asked for; a merged one where its first range was.
+        ("bytes=500-600,0-1", 1000, ((500, 601), (0, 2))),
+        ("bytes=900-,0-1,10-20", 1000, ((900, 1000), (0, 21))),
+        ("bytes=500-600,0-1,550-", 1000, ((500, 1000), (0, 2))),
         ("bytes=0-1,10-20", 1000, (0, 21)),
         ("bytes=0-99,50-150,-10", 1000, ((0, 151), (990, 1000))),
         ("bytes=0-1,2000-3000", 1000, (0, 2)),
@@ -428,21 +470,25 @@ def test_any_input_gets_an_answer_the_rfc_allows(
     # The version the client got from us: it changed at old_at and was sent at sent_at.
     old_at=st.integers(0, 4 * NS),
     sent_after=st.integers(0, 3 * NS),
-    old_size=st.integers(0, 2),
+    old_size=st.integers(1, 3),
     # Later the file is replaced; mtime may be anything (kept, older, the same second),
     # ctime is the moment of the replacement.
     replaced_after=st.integers(1, 3 * NS),
     new_mtime=st.integers(0, 2**61),
-    new_size=st.integers(0, 2),
+    new_size=st.integers(1, 3),
     checked_after=st.integers(0, 3 * NS),
-    use_etag=st.booleans(),
+    # What the client holds: our ETag, our Last-Modified, or our Date, which a cache may
+    # send as If-Modified-Since when there was no Last-Modified (RFC 9110 §13.1.3).
+    held=st.sampled_from(["ETag", "Last-Modified", "Date"]),
     method=st.sampled_from(["GET", "HEAD"]),
 )
 # On a file system with whole-second times, a change late in the second that the first
 # version's time was recorded in: only the full second of waiting keeps the two apart.
-@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, False, "GET")
-@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, True, "GET")
-def test_no_validator_we_sent_gets_a_304_once_the_file_changed(
+@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, "Last-Modified", "GET")
+@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, "ETag", "GET")
+# Sent with no validators, changed again in the second of that response's Date.
+@example(1, 9 * NS // 10, NS // 2, 1, NS // 5, 0, 1, 2 * NS, "Date", "GET")
+def test_no_validator_we_sent_passes_for_a_changed_file(
     granularity: int,
     old_at: int,
     sent_after: int,
@@ -451,7 +497,7 @@ def test_no_validator_we_sent_gets_a_304_once_the_file_changed(
     new_mtime: int,
     new_size: int,
     checked_after: int,
-    use_etag: bool,
+    held: str,
     method: str,
 ) -> None:
     def recorded(t: int) -> int:
@@ -462,10 +508,22 @@ def test_no_validator_we_sent_gets_a_304_once_the_file_changed(
     replaced_at = sent_at + replaced_after
     now = replaced_at + checked_after
     new = make_validators(recorded(new_mtime), recorded(replaced_at), new_size, now)
-    if use_etag and old.etag is not None:
-        conditions = Conditions(if_none_match=old.etag)
-    elif not use_etag and old.last_modified is not None:
-        conditions = Conditions(if_modified_since=format_http_date(old.last_modified))
+    if held == "ETag":
+        if old.etag is None:
+            return  # sent without one: the client has nothing to revalidate with
+        value = old.etag
+        not_modified, unchanged = C(if_none_match=value), C(if_match=value)
     else:
-        return  # sent without that validator: the client has nothing to revalidate with
-    assert evaluate_preconditions(method, conditions, new) is not NOT_MODIFIED
+        if held == "Last-Modified":
+            if old.last_modified is None:
+                return
+            value = format_http_date(old.last_modified)
+        else:
+            value = format_http_date(sent_at // NS)
+        not_modified = C(if_modified_since=value)
+        unchanged = C(if_unmodified_since=value)
+    # Never a 304, never a precondition passed, never a 206 of the new version.
+    assert evaluate_preconditions(method, not_modified, new) is not NOT_MODIFIED
+    assert evaluate_preconditions("PUT", unchanged, new) is FAILED
+    partial = decide("GET", C(if_range=value, range="bytes=0-0"), new, new_size)
+    assert partial == Decision(SEND)
