@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Callable
 from typing import Final
 
@@ -16,6 +17,7 @@ Identity = tuple[int, int, int, int, int]
 _MAX_HASHES: Final = 4096
 _READ_SIZE: Final = 256 * 1024
 _HASHES: dict[Identity, str] = {}
+_HASHES_LOCK: Final = threading.Lock()  # executor threads fill it side by side
 # RFC 9110 §8.8.3: etagc = %x21 / %x23-7E / obs-text.
 _OPAQUE: Final = re.compile(r"[\x21\x23-\x7e\x80-\U0010ffff]*\Z")
 
@@ -37,7 +39,9 @@ def content_hash(path: str, st: os.stat_result) -> str | None:
     if found is not None:
         return found
     sha256 = hashlib.sha256()
-    with open(path, "rb", buffering=0) as file:
+    # O_NONBLOCK: a FIFO swapped in for the file must not hold the thread in open().
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(descriptor, "rb", buffering=0) as file:
         if file_identity(os.fstat(file.fileno())) != key:
             return None
         while chunk := file.read(_READ_SIZE):
@@ -45,9 +49,10 @@ def content_hash(path: str, st: os.stat_result) -> str | None:
         if file_identity(os.fstat(file.fileno())) != key:
             return None  # written to while read
     found = base64.urlsafe_b64encode(sha256.digest()).decode("ascii")
-    if len(_HASHES) >= _MAX_HASHES:
-        _HASHES.pop(next(iter(_HASHES)), None)
-    _HASHES[key] = found
+    with _HASHES_LOCK:
+        if len(_HASHES) >= _MAX_HASHES:
+            del _HASHES[next(iter(_HASHES))]
+        _HASHES[key] = found
     return found
 
 

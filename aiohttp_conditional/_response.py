@@ -162,6 +162,9 @@ def _field(headers: CIMultiDictProxy[str], name: str) -> str | None:
     return values[0] if len(values) == 1 else ", ".join(values)
 
 
+_NO_CONDITIONS: Final = Conditions()
+
+
 def _conditions(headers: CIMultiDictProxy[str]) -> Conditions:
     return Conditions(
         if_match=_field(headers, hdrs.IF_MATCH),
@@ -263,8 +266,10 @@ class ConditionalFileResponse(web.FileResponse):
             headers = request.headers
             job = (
                 request.method,
-                _conditions(headers),
-                headers.get(hdrs.ACCEPT_ENCODING),
+                # RFC 9110 §13.2.1: preconditions (and so If-Range and Range) only
+                # apply to what would otherwise be a 2xx; a caller's 404 page is sent.
+                _conditions(headers) if 200 <= self.status < 300 else _NO_CONDITIONS,
+                _field(headers, hdrs.ACCEPT_ENCODING),
             )
             if self._use_executor:
                 closing = closer(loop).take()
@@ -502,8 +507,11 @@ class ConditionalFileResponse(web.FileResponse):
         use_sendfile = not (NOSENDFILE or self.compression)
         # The last byte waits until the file is known to be the one the headers
         # describe: a file rewritten in place meanwhile is cut short, never passed off.
-        for start, length in ((offset, count - 1), (offset + count - 1, 1)):
-            if start > offset and not _unchanged(file, decided):
+        last = offset + count - 1
+        for start, length in ((offset, count - 1), (last, 1)):
+            if length == 0:
+                continue  # a one-byte body is its last byte
+            if start == last and not _unchanged(file, decided):
                 self._cut_short(request)
                 return writer
             if use_sendfile:

@@ -22,6 +22,7 @@ from ._response import (
     _DEFAULT_CHUNK_SIZE,
     ConditionalFileResponse,
     _conditions,
+    _field,
     close_files,
     closer,
 )
@@ -131,7 +132,7 @@ class ConditionalStaticResource(web.StaticResource):
             request.match_info["filename"],
             request.method,
             _conditions(headers),
-            headers.get(hdrs.ACCEPT_ENCODING),
+            _field(headers, hdrs.ACCEPT_ENCODING),
             version,
             request.path.endswith("/"),
         )

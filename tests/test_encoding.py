@@ -135,6 +135,19 @@ async def test_q_zero_refuses_a_coding(
     assert "Content-Encoding" not in headers
 
 
+async def test_repeated_accept_encoding_lines_are_one_list(
+    serve: Serve, variants: Path
+) -> None:
+    # RFC 9110 §5.3: "br;q=0" and "gzip" on two lines are "br;q=0, gzip".
+    client = await serve(ConditionalFileResponse, variants)
+    fields = [("Accept-Encoding", "br;q=0"), ("Accept-Encoding", "gzip")]
+    async with client.get(
+        "/f", headers=fields, auto_decompress=False, timeout=TIMEOUT
+    ) as resp:
+        assert resp.headers.get("Content-Encoding") == "gzip"
+        assert await resp.read() == b".gz bytes"
+
+
 async def test_server_order_is_an_option(serve: Serve, variants: Path) -> None:
     client = await serve(
         ConditionalFileResponse, variants, precompressed=("gzip", "br")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from aiohttp_conditional import ConditionalFileResponse, add_static
-from aiohttp_conditional._etags import checked_tag
+from aiohttp_conditional._etags import checked_tag, content_hash
 
 from .conftest import age
 
@@ -151,3 +153,19 @@ async def test_a_file_changed_within_the_second_gets_no_content_etag(
     client = await serve(ConditionalFileResponse, path, etag="content")
     status, tag = await etag_of(client, "/f")
     assert (status, tag) == (200, "")
+
+
+async def test_a_fifo_swapped_in_before_hashing_blocks_no_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.js"
+    path.write_bytes(CONTENT)
+    st = path.stat()  # what the job saw
+    path.unlink()
+    os.mkfifo(path)  # opening it to read, without O_NONBLOCK, waits for a writer
+    hashed = asyncio.to_thread(content_hash, str(path), st)
+    try:
+        assert await asyncio.wait_for(hashed, 10) is None
+    finally:
+        with contextlib.suppress(OSError):  # a writer frees a thread stuck in open()
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
