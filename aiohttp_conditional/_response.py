@@ -401,6 +401,11 @@ class ConditionalFileResponse(web.FileResponse):
             tag = checked_tag(self._etag_function, variant.path, st)
             validators = validators._replace(etag=tag)
         decision = decide(method, conditions, validators, st.st_size)
+        if len(decision.ranges) > 1 and variant.encoding is not None:
+            # A Content-Encoding on a multipart/byteranges answer would say that the
+            # multipart body itself is compressed, and clients fail to decode it.
+            # RFC 9110 §14.2 lets a server ignore Range: the whole variant is sent.
+            decision = Decision(FileResponseState.SEND)
         return _Outcome(
             decision,
             validators,

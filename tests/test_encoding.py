@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -146,6 +147,34 @@ async def test_repeated_accept_encoding_lines_are_one_list(
     ) as resp:
         assert resp.headers.get("Content-Encoding") == "gzip"
         assert await resp.read() == b".gz bytes"
+
+
+@pytest.mark.parametrize("auto_decompress", [True, False], ids=["decoded", "raw"])
+async def test_several_ranges_of_a_variant_get_the_whole_variant(
+    serve: Serve, tmp_path: Path, auto_decompress: bool
+) -> None:
+    # A Content-Encoding on a multipart/byteranges 206 would claim that the multipart
+    # body is compressed: aiohttp's own client then fails to read it.
+    path = tmp_path / "data.bin"
+    content = os.urandom(2000)
+    path.write_bytes(content)
+    (tmp_path / "data.bin.gz").write_bytes(gzip.compress(content))
+    age(path, tmp_path / "data.bin.gz")
+    client = await serve(ConditionalFileResponse, path)
+    fields = {"Accept-Encoding": "gzip", "Range": "bytes=0-9,1000-1009"}
+    async with client.get(
+        "/f", headers=fields, auto_decompress=auto_decompress, timeout=TIMEOUT
+    ) as resp:
+        assert (resp.status, resp.headers["Content-Encoding"]) == (200, "gzip")
+        body = await resp.read()
+    assert body == (
+        content if auto_decompress else path.with_suffix(".bin.gz").read_bytes()
+    )
+    # One range of it is still a 206 of the compressed bytes.
+    fields["Range"] = "bytes=0-9"
+    async with client.get("/f", headers=fields, auto_decompress=False) as resp:
+        assert resp.status == 206
+        assert await resp.read() == path.with_suffix(".bin.gz").read_bytes()[:10]
 
 
 async def test_server_order_is_an_option(serve: Serve, variants: Path) -> None:
