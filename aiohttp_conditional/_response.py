@@ -245,6 +245,8 @@ class ConditionalFileResponse(web.FileResponse):
         # Set when the executor job already ran before prepare(), as the static route
         # does so that it can raise HTTPNotFound from its handler.
         self._outcome: _Outcome | None = None
+        # The ctime of a symlink the static route followed to the file: a change too.
+        self._link_changed_ns = 0
         self.state: FileResponseState | None = None
 
     @property
@@ -389,7 +391,7 @@ class ConditionalFileResponse(web.FileResponse):
     ) -> _Outcome:
         validators = make_validators(
             st.st_mtime_ns,
-            st.st_ctime_ns,
+            max(st.st_ctime_ns, self._link_changed_ns),
             st.st_size,
             time.time_ns(),
             etag=self._send_etag,

@@ -36,10 +36,16 @@ _RESPONSE_OPTIONS: Final = frozenset(
 
 
 class _Target(NamedTuple):
-    """A path inside the root and the stat made while finding it."""
+    """A path inside the root and the stat made while finding it.
+
+    ``link_changed_ns`` is the ctime of the symlink the walk followed to it, 0 if none:
+    switching a symlink back to an older tree makes a new link, so the file it now
+    leads to gets validators no client holds, though the file itself is old.
+    """
 
     path: str
     stat: os.stat_result
+    link_changed_ns: int = 0
 
 
 class _Job(NamedTuple):
@@ -190,6 +196,7 @@ class ConditionalStaticResource(web.StaticResource):
         response = ConditionalFileResponse(
             target.path, chunk_size=self._chunk_size, **self._response_options
         )
+        response._link_changed_ns = target.link_changed_ns
         outcome = response._evaluate(
             job.method, job.conditions, job.accept_encoding, known=target.stat
         )
@@ -223,7 +230,7 @@ class ConditionalStaticResource(web.StaticResource):
             path = f"{path}/{name}"
             st = os.lstat(path)
             if S_ISLNK(st.st_mode):
-                return self._follow(os.path.join(path, *names[position + 1 :]))
+                return self._follow(os.path.join(path, *names[position + 1 :]), st)
             if not S_ISDIR(st.st_mode) and position < len(names) - 1:
                 return None  # a file used as a directory
         return _Target(path, st)
@@ -234,15 +241,16 @@ class ConditionalStaticResource(web.StaticResource):
             st = os.lstat(path)
         except FileNotFoundError:
             return None
-        return self._follow(path) if S_ISLNK(st.st_mode) else _Target(path, st)
+        return self._follow(path, st) if S_ISLNK(st.st_mode) else _Target(path, st)
 
-    def _follow(self, path: str) -> _Target | None:
+    def _follow(self, path: str, link: os.stat_result) -> _Target | None:
+        """Follow the symlink ``link`` (an lstat) that ``path`` passes through."""
         real = os.path.realpath(path)
         if not self._follow_symlinks and not (
             real == self._root or real.startswith(self._root_prefix)
         ):
             return None
-        return _Target(real, os.stat(real))
+        return _Target(real, os.stat(real), link.st_ctime_ns)
 
     def _version(self, target: _Target) -> str | None:
         """Return the version hash of a file, or None if it cannot be read now."""

@@ -129,6 +129,33 @@ async def test_symlink_inside_the_root_is_followed(mount: Mount, tree: Path) -> 
         assert (resp.status, await resp.read()) == (200, HELLO)
 
 
+@upstream_mount_fails("the older file's older mtime is before the held date: a 304")
+@pytest.mark.parametrize("path", ["current/app.js", "app.js"], ids=["dir", "file"])
+async def test_a_symlink_switched_back_to_an_older_release_gets_200(
+    mount: Mount, tmp_path: Path, path: str
+) -> None:
+    # A deploy rolls back by pointing a link at the release before: its files were
+    # never touched since, so their own times are older than any validator held.
+    root = tmp_path / "site"
+    for release in ("v1", "v2"):
+        (root / "releases" / release).mkdir(parents=True)
+        (root / "releases" / release / "app.js").write_bytes(f"{release}".encode())
+    link = root / path.split("/")[0]
+    target = "releases/{}" + ("" if path.startswith("current") else "/app.js")
+    link.symlink_to(target.format("v2"))
+    age(*root.rglob("*"))
+    client = await mount("/s", root)
+    async with client.get(f"/s/{path}", timeout=TIMEOUT) as resp:
+        assert await resp.read() == b"v2"
+        held = resp.headers["Last-Modified"]
+    (root / "next").symlink_to(target.format("v1"))
+    os.replace(root / "next", link)  # a new link, swapped in at once
+    age(link)
+    headers = {"If-Modified-Since": held}
+    async with client.get(f"/s/{path}", headers=headers, timeout=TIMEOUT) as resp:
+        assert (resp.status, await resp.read()) == (200, b"v1")
+
+
 @pytest.mark.parametrize("name", ["link_outside", "dirlink_outside/secret.txt"])
 async def test_symlink_leaving_the_root_is_followed_only_when_asked(
     mount: Mount, tree: Path, name: str
