@@ -11,8 +11,9 @@ import pathlib
 import secrets
 import time
 import weakref
+from collections.abc import Callable
 from stat import S_ISREG
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeVar
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
 __all__ = ("ConditionalFileResponse",)
+
+_T = TypeVar("_T")
 
 # The same switch as aiohttp's: send through executor reads instead of sendfile(2).
 NOSENDFILE: Final = bool(os.environ.get("AIOHTTP_NOSENDFILE"))
@@ -96,8 +99,14 @@ class _Closer:
         self._timer: asyncio.TimerHandle | None = None
         self._jobs: set[asyncio.Future[None]] = set()
 
-    def add(self, loop: asyncio.AbstractEventLoop, file: io.FileIO) -> None:
-        self._files.append(file)
+    def __del__(self) -> None:
+        # The loop is gone with files still waiting (closed within the 50 ms): close
+        # them here rather than leave them to the collector's ResourceWarning.
+        close_files(self._files)
+
+    def add(self, loop: asyncio.AbstractEventLoop, *files: io.FileIO) -> None:
+        """Have files closed by the next job, or by one of their own soon."""
+        self._files.extend(files)
         if self._timer is None:
             self._timer = loop.call_later(_CLOSE_WITHIN, self._flush, loop)
 
@@ -111,7 +120,12 @@ class _Closer:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         if files := self.take():
-            job = loop.run_in_executor(None, close_files, files)
+            try:
+                job = loop.run_in_executor(None, close_files, files)
+            except RuntimeError:
+                # The executor is shutting down with the loop: close them here.
+                close_files(files)
+                return
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
 
@@ -127,6 +141,22 @@ def closer(loop: asyncio.AbstractEventLoop) -> _Closer:
     if found is None:
         found = _CLOSERS[loop] = _Closer()
     return found
+
+
+async def run_job(
+    loop: asyncio.AbstractEventLoop, job: Callable[..., _T], *args: Any
+) -> _T:
+    """Run ``job(*args, closing)`` in the executor, ``closing`` the sent files waiting.
+
+    Should the request be cancelled, the job may never run: its files go back to wait
+    for another (closing one twice does no harm).
+    """
+    closing = closer(loop).take()
+    try:
+        return await loop.run_in_executor(None, job, *(*args, closing))
+    except asyncio.CancelledError:
+        closer(loop).add(loop, *closing)
+        raise
 
 
 def close_files(files: list[io.FileIO]) -> None:
@@ -263,8 +293,7 @@ class ConditionalFileResponse(web.FileResponse):
         if self.prepared:
             return await web.StreamResponse.prepare(self, request)
         loop = asyncio.get_running_loop()
-        outcome = self._outcome
-        if outcome is None:
+        if self._outcome is None:
             headers = request.headers
             job = (
                 request.method,
@@ -274,12 +303,12 @@ class ConditionalFileResponse(web.FileResponse):
                 _field(headers, hdrs.ACCEPT_ENCODING),
             )
             if self._use_executor:
-                closing = closer(loop).take()
-                outcome = await loop.run_in_executor(
-                    None, self._evaluate, *job, None, closing
-                )
+                await run_job(loop, self._evaluate, *job, None)
             else:
-                outcome = self._evaluate(*job)
+                self._evaluate(*job)
+        # From here on prepare() owns the file the job opened, and closes it.
+        outcome, self._outcome = self._outcome, None
+        assert outcome is not None
         self.state = outcome.decision.state
         if outcome.decision.state is not FileResponseState.SEND:
             return await self._answer_without_body(request, outcome)
@@ -296,6 +325,13 @@ class ConditionalFileResponse(web.FileResponse):
             else:
                 file.close()
 
+    def __del__(self) -> None:
+        # Never prepared (a middleware sent another response, or the request was
+        # cancelled while its job ran): close what the job opened for it.
+        outcome = getattr(self, "_outcome", None)
+        if outcome is not None and outcome.file is not None:
+            outcome.file.close()
+
     def _evaluate(
         self,
         method: str,
@@ -306,6 +342,9 @@ class ConditionalFileResponse(web.FileResponse):
     ) -> _Outcome:
         """Stat, decide and, only to send, open: the executor job of one request.
 
+        The outcome is also kept on the response, for prepare() to take, or for
+        __del__ to close its file should the response never be prepared.
+
         ``known`` is a stat of the file that the caller already made and vouches for
         (the static route, having kept the path inside its root), so that no file is
         stat'ed twice.  The file then opened must be that same file, reached without a
@@ -314,6 +353,17 @@ class ConditionalFileResponse(web.FileResponse):
         """
         if closing:
             close_files(closing)
+        outcome = self._stat_decide_open(method, conditions, accept_encoding, known)
+        self._outcome = outcome
+        return outcome
+
+    def _stat_decide_open(
+        self,
+        method: str,
+        conditions: Conditions,
+        accept_encoding: str | None,
+        known: os.stat_result | None,
+    ) -> _Outcome:
         path = self._fspath
         if "\x00" in path:
             return _NOT_FOUND

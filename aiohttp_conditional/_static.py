@@ -24,7 +24,7 @@ from ._response import (
     _conditions,
     _field,
     close_files,
-    closer,
+    run_job,
 )
 
 __all__ = ("ConditionalStaticResource", "add_static", "static")
@@ -143,9 +143,7 @@ class ConditionalStaticResource(web.StaticResource):
             request.path.endswith("/"),
         )
         if self._response_options.get("use_executor", True):
-            loop = asyncio.get_running_loop()
-            closing = closer(loop).take()
-            answer = await loop.run_in_executor(None, self._answer, job, closing)
+            answer = await run_job(asyncio.get_running_loop(), self._answer, job)
         else:
             answer = self._answer(job)
         if isinstance(answer, web.HTTPException):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import gzip
 import http.client
@@ -33,6 +32,7 @@ from .conftest import (
     CountingExecutor,
     ResponseClass,
     age,
+    open_descriptors,
     serve_in_thread,
     upstream_differs,
 )
@@ -926,15 +926,6 @@ async def test_200_opens_the_file_once_in_its_one_job(
             break
     assert executor.jobs == ["_evaluate", "close_files"]
     assert open_descriptors(path) == 0
-
-
-def open_descriptors(path: Path) -> int:
-    """Count this process's open descriptors of a file, as the kernel lists them."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
-    return count
 
 
 async def test_the_next_job_closes_the_files_sent_before(

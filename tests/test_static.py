@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from aiohttp_conditional import ConditionalStaticResource, add_static, static
 
-from .conftest import Client, CountingExecutor, age, serve_in_thread
+from .conftest import Client, CountingExecutor, age, open_descriptors, serve_in_thread
 
 SECRET = b"TOP SECRET, outside the root\n"
 TIMEOUT = aiohttp.ClientTimeout(total=20)
@@ -481,6 +481,28 @@ async def test_one_job_and_no_second_stat(
     assert ours.count(("fstat", "fd")) == 2 * opens
     # No file-system call of ours on the event loop (asyncio's sendfile fstats there).
     assert [call for call in syscalls if not call[2] and call[0] != "fstat"] == []
+
+
+async def test_a_response_that_a_middleware_replaces_closes_its_file(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    # The static route opens the file in its handler, to raise 404 from there.
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(200_000))  # streamed: the job leaves it open
+    age(path)
+
+    @web.middleware
+    async def replace(request: web.Request, handler: Any) -> web.StreamResponse:
+        await handler(request)
+        return web.Response(text="replaced")
+
+    app = web.Application(middlewares=[replace])
+    add_static(app, "/s", tmp_path)
+    client = await aiohttp_client(app)
+    async with client.get("/s/big.bin", timeout=TIMEOUT) as resp:
+        assert await resp.text() == "replaced"
+    # Closed with the response, not left to the collector (a ResourceWarning).
+    assert open_descriptors(path) == 0
 
 
 async def test_use_executor_false_on_a_mount(
