@@ -19,6 +19,13 @@ def make_app(root: Path, **options: Any) -> web.Application:
     return app
 
 
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and serve until interrupted."""
     parser = argparse.ArgumentParser(
@@ -29,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "directory", nargs="?", default=".", help="what to serve (default: .)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="default: 8000")
+    parser.add_argument("--port", type=_port, default=8000, help="default: 8000")
     parser.add_argument(
         "--listing",
         action="store_true",

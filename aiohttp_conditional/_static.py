@@ -57,6 +57,7 @@ class _Job(NamedTuple):
     accept_encoding: str | None
     version: str | None
     ends_with_slash: bool
+    query_string: str
 
 
 class ConditionalStaticResource(web.StaticResource):
@@ -91,6 +92,8 @@ class ConditionalStaticResource(web.StaticResource):
             )
         if index is not None and (not index or "/" in index or index in (".", "..")):
             raise ValueError(f"index must be a file name, not {index!r}")
+        # A bad value fails here, once, rather than as a 500 on every request.
+        ConditionalFileResponse(directory, chunk_size=chunk_size, **response_options)
         super().__init__(
             prefix,
             directory,
@@ -141,6 +144,7 @@ class ConditionalStaticResource(web.StaticResource):
             _field(headers, hdrs.ACCEPT_ENCODING),
             version,
             request.path.endswith("/"),
+            request.query_string,
         )
         if self._response_options.get("use_executor", True):
             answer = await run_job(asyncio.get_running_loop(), self._answer, job)
@@ -177,14 +181,22 @@ class ConditionalStaticResource(web.StaticResource):
         if self._index is not None:
             index = self._find(f"{target.path}/{self._index}")
             if index is not None and S_ISREG(index.stat.st_mode):
-                if job.filename and not job.ends_with_slash:
+                if not job.ends_with_slash:
                     # Relative links in the page resolve against the directory.
-                    location = URL.build(path=f"{self._prefix}/{job.filename}/")
+                    directory = f"{job.filename}/" if job.filename else ""
+                    location = URL.build(
+                        path=f"{self._prefix}/{directory}",
+                        query_string=job.query_string,
+                    )
                     return web.HTTPMovedPermanently(location=location)
-                return self._answer_file(job, index)
+                # A symlink to the directory counts as a change of its index too.
+                link_changed_ns = max(index.link_changed_ns, target.link_changed_ns)
+                return self._answer_file(
+                    job, index._replace(link_changed_ns=link_changed_ns)
+                )
         if self._show_index:
             return web.Response(
-                text=self._listing(target.path), content_type="text/html"
+                text=self._listing(target.path, job.filename), content_type="text/html"
             )
         return web.HTTPForbidden()
 
@@ -257,14 +269,21 @@ class ConditionalStaticResource(web.StaticResource):
         except OSError:
             return None
 
-    def _listing(self, path: str) -> str:
-        """Return the HTML index of a directory, as aiohttp's StaticResource writes it."""
-        relative = os.path.relpath(path, self._root)
-        title = f"Index of /{html.escape(_printable(relative))}"
+    def _listing(self, path: str, filename: str) -> str:
+        """Return the HTML index of a directory, as aiohttp's StaticResource writes it.
+
+        Its title and links follow the URL path, ``filename``, even where a symlink led
+        elsewhere on disk: they stay under this route and tell nothing of the disk.
+        """
+        relative = "/".join(
+            name for name in filename.split("/") if name not in ("", ".")
+        )
+        base = f"{self._prefix}/{relative}" if relative else self._prefix
+        title = f"Index of /{html.escape(_printable(relative or '.'))}"
         items = []
         with os.scandir(path) as entries:
             for entry in sorted(entries, key=lambda entry: entry.name):
-                url_path = f"{self._prefix}/{os.path.relpath(entry.path, self._root)}"
+                url_path = f"{base}/{entry.name}"
                 name = f"{entry.name}/" if _is_dir(entry) else entry.name
                 href = _href(url_path)
                 items.append(

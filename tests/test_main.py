@@ -145,3 +145,12 @@ def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}:")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_that_is_none_is_a_usage_error(tmp_path: Path, port: str) -> None:
+    process = start(str(tmp_path), "--port", port)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("python -m aiohttp_conditional: error:")
