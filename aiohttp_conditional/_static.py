@@ -167,6 +167,8 @@ class ConditionalStaticResource(web.StaticResource):
             target = self._resolve(job.filename)
             if target is not None and S_ISDIR(target.stat.st_mode):
                 return self._answer_directory(job, target)
+        except FileNotFoundError:
+            return self._answer_variant_only(job)
         except PermissionError:
             return web.HTTPForbidden()
         except (OSError, ValueError):
@@ -174,6 +176,25 @@ class ConditionalStaticResource(web.StaticResource):
         if target is None:
             return web.HTTPNotFound()
         return self._answer_file(job, target)
+
+    def _answer_variant_only(self, job: _Job) -> web.StreamResponse | web.HTTPException:
+        """Answer for a missing file that a precompressed variant may stand for.
+
+        Upstream sends ``name.gz`` for a ``name`` that is not there, and so do we, but
+        only ever the variant: it is found by lstat in a directory that the walk kept
+        inside the root, and opened without following a symlink.
+        """
+        directory, _, name = job.filename.rpartition("/")
+        if not name or job.accept_encoding is None:
+            return web.HTTPNotFound()
+        try:
+            parent = self._resolve(directory)
+        except OSError:
+            return web.HTTPNotFound()
+        if parent is None or not S_ISDIR(parent.stat.st_mode):
+            return web.HTTPNotFound()
+        target = _Target(f"{parent.path}/{name}", parent.stat, parent.link_changed_ns)
+        return self._answer_file(job, target, variant_only=True)
 
     def _answer_directory(
         self, job: _Job, target: _Target
@@ -201,21 +222,33 @@ class ConditionalStaticResource(web.StaticResource):
         return web.HTTPForbidden()
 
     def _answer_file(
-        self, job: _Job, target: _Target
+        self, job: _Job, target: _Target, *, variant_only: bool = False
     ) -> web.StreamResponse | web.HTTPException:
+        """Answer for a file; with ``variant_only``, only for a variant of it."""
         response = ConditionalFileResponse(
             target.path, chunk_size=self._chunk_size, **self._response_options
         )
         response._link_changed_ns = target.link_changed_ns
         outcome = response._evaluate(
-            job.method, job.conditions, job.accept_encoding, known=target.stat
+            job.method,
+            job.conditions,
+            job.accept_encoding,
+            known=None if variant_only else target.stat,
         )
         state = outcome.decision.state
-        if state is FileResponseState.NOT_FOUND:
+        if state is FileResponseState.NOT_FOUND or (
+            variant_only and outcome.encoding is None
+        ):
+            if outcome.file is not None:
+                outcome.file.close()  # something appeared at the name meanwhile
             return web.HTTPNotFound()
         if state is FileResponseState.FORBIDDEN:
             return web.HTTPForbidden()
-        if job.version is not None and job.version == self._version(target):
+        if (
+            job.version is not None
+            and not variant_only
+            and job.version == self._version(target)
+        ):
             response._cache_control = IMMUTABLE
         response._outcome = outcome
         return response

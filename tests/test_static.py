@@ -566,6 +566,29 @@ async def test_index_file_and_redirect(
         assert resp.status == 403
 
 
+async def test_a_variant_stands_for_a_missing_file(
+    mount: Mount, tmp_path: Path
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "only.txt.gz").write_bytes(b"compressed")
+    (tmp_path / "sub" / "linked.txt.gz").symlink_to(tmp_path / "sub" / "only.txt.gz")
+    age(*tmp_path.rglob("*"))
+    client = await mount("/s", tmp_path)
+
+    async def get(path: str, accept_encoding: str) -> tuple[int, str | None, bytes]:
+        headers = {"Accept-Encoding": accept_encoding}
+        async with client.get(
+            path, headers=headers, auto_decompress=False, timeout=TIMEOUT
+        ) as resp:
+            return resp.status, resp.headers.get("Content-Type"), await resp.read()
+
+    assert await get("/s/sub/only.txt", "gzip") == (200, "text/plain", b"compressed")
+    assert (await get("/s/sub/only.txt", "br"))[0] == 404
+    assert (await get("/s/sub/linked.txt", "gzip"))[0] == 404  # no symlinked variant
+    assert (await get("/s/nowhere/only.txt", "gzip"))[0] == 404
+    assert (await get("/s/sub/", "gzip"))[0] == 403
+
+
 async def test_index_file_at_the_mount_point_is_redirected_too(
     aiohttp_client: AiohttpClient, tree: Path
 ) -> None:
