@@ -231,8 +231,9 @@ def parse_http_date(value: str, *, now: float | None = None) -> int | None:
         year_number = today.tm_year // 100 * 100 + int(short_year)
         # A timestamp that appears more than 50 years in the future is in the most
         # recent past year with the same last two digits.
-        timestamp = (year_number, _MONTH_NUMBERS[month], int(day), int(hour))
-        if (*timestamp, int(minute), int(second)) > (today.tm_year + 50, *today[1:6]):
+        fifty_years_ahead = (today.tm_year + 50, *today[1:6])
+        clock = tuple(int(part) for part in (day, hour, minute, second))
+        if (year_number, _MONTH_NUMBERS[month], *clock) > fifty_years_ahead:
             year_number -= 100
         year = str(year_number)
     else:
@@ -402,6 +403,7 @@ def select_range(value: str, size: int) -> Decision:
 
 def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
     """Return one range-spec's half-open range, None if unsatisfiable, or _INVALID."""
+    # Without leading zeros ("000" is "0"), digit strings compare by length first.
     first, last = first.lstrip("0") or first[:1], last.lstrip("0") or last[:1]
     if first:
         start = _position(first)

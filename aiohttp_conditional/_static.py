@@ -250,8 +250,7 @@ class ConditionalStaticResource(web.StaticResource):
             and job.version == self._version(target)
         ):
             response._cache_control = IMMUTABLE
-        response._outcome = outcome
-        return response
+        return response  # holding the outcome for prepare(), which sends it
 
     def _resolve(self, filename: str) -> _Target | None:
         """Find a URL path's file inside the root, or None if it names none there.
