@@ -9,9 +9,11 @@ import http.client
 import os
 import re
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 import aiohttp_conditional._response
 from aiohttp_conditional import ConditionalFileResponse, FileResponseState
-from aiohttp_conditional._response import _conditions
+from aiohttp_conditional._response import _conditions, close_files, closer, run_job
 
 from .conftest import (
     Client,
@@ -1380,3 +1382,48 @@ def test_the_closer_of_sent_files_does_not_keep_its_loop_alive() -> None:
     del loop
     gc.collect()
     assert alive() is None
+
+
+# --- the closer of sent files ----------------------------------------------------------
+
+
+async def test_a_cancelled_job_hands_the_files_it_was_to_close_back(
+    tmp_path: Path,
+) -> None:
+    loop = asyncio.get_running_loop()
+    gate = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(pool)
+    busy = loop.run_in_executor(None, gate.wait)  # the only worker, held
+    sent = open(tmp_path / "sent.bin", "wb", buffering=0)  # noqa: SIM115
+    closer(loop).add(loop, sent)
+    # A request takes the waiting file for its job, then is cancelled while the job
+    # is still queued: the job never runs.
+    request = asyncio.ensure_future(run_job(loop, close_files))
+    await asyncio.sleep(0)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    gate.set()
+    await busy
+    for _ in range(100):
+        if sent.closed:
+            break
+        await asyncio.sleep(0.05)
+    assert sent.closed
+    pool.shutdown()
+
+
+def test_files_waiting_when_the_executor_shuts_down_are_closed(tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda loop, context: errors.append(context))
+    try:
+        sent = open(tmp_path / "sent.bin", "wb", buffering=0)  # noqa: SIM115
+        closer(loop).add(loop, sent)
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.run_until_complete(asyncio.sleep(0.2))  # past the closer's 50 ms
+        assert sent.closed
+        assert errors == []
+    finally:
+        loop.close()
