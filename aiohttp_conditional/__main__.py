@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-validators",
         action="store_true",
-        help="send no ETag or Last-Modified, and never answer 304",
+        help="send no ETag or Last-Modified, so that only If-None-Match: * gets a 304",
     )
     parser.add_argument(
         "--follow-symlinks",
@@ -64,14 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     if not root.is_dir():
         print(f"error: {root} is not a directory", file=sys.stderr)
         return 2
-    app = make_app(
-        root,
-        show_index=args.listing,
-        follow_symlinks=args.follow_symlinks,
-        cache_control=args.cache_control or None,
-        etag=not args.no_validators,
-        last_modified=not args.no_validators,
-    )
+    try:
+        app = make_app(
+            root,
+            show_index=args.listing,
+            follow_symlinks=args.follow_symlinks,
+            cache_control=args.cache_control or None,
+            etag=not args.no_validators,
+            last_modified=not args.no_validators,
+        )
+    except ValueError as error:
+        parser.error(str(error))
     url = f"http://{args.host}:{args.port}/"
     try:
         web.run_app(

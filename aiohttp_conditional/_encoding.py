@@ -14,6 +14,11 @@ SUFFIXES: Final = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
 # Which to prefer when the client likes several equally.
 DEFAULT_ORDER: Final = ("br", "zstd", "gzip")
 
+# Longer values are ignored, as if absent (RFC 9110 §12.1 lets a server disregard
+# preferences): real clients send a few dozen characters, and a value of a megabyte
+# must neither be parsed nor cached.
+MAX_ACCEPT_ENCODING: Final = 512
+
 # RFC 9110 §12.5.3: codings [ OWS ";" OWS "q=" qvalue ], in a list.
 _MEMBER: Final = re.compile(
     r"[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)"
@@ -56,9 +61,10 @@ def preferred_codings(
 
     Without Accept-Encoding the client gets the original, as from upstream and most
     servers, though RFC 9110 would allow any coding.  A coding the client weighs
-    below identity (named explicitly) is not used.
+    below identity (named explicitly) is not used.  A value longer than
+    `MAX_ACCEPT_ENCODING` is taken as absent.
     """
-    if accept_encoding is None:
+    if accept_encoding is None or len(accept_encoding) > MAX_ACCEPT_ENCODING:
         return ()
     weights = parse_accept_encoding(accept_encoding)
     anything = weights.get("*", 0.0)
@@ -80,12 +86,15 @@ def select_variant(
     """Return the variant of ``path`` to send, the best that the client accepts.
 
     Only regular files count: a symlinked or special variant is ignored, as upstream
-    does, and so is a variant older than the original (``original``, the original's
-    stat, None when there is none): a stale ``.gz`` beside a rebuilt file never wins.
+    does, and so is a variant changed before the original (``original``, the
+    original's stat, None when there is none), by the later of mtime and ctime as
+    validators count it: a stale ``.gz`` beside a rebuilt file never wins, nor
+    beside a file rolled back with ``cp -p``.
     Variants the client does not accept are still looked for, once one is not found,
     so that every response for a file with variants carries ``Vary``.
     """
     wanted = preferred_codings(accept_encoding, order)
+    changed_ns = 0 if original is None else _changed_ns(original)
     has_variants = False
     for coding in (*wanted, *(c for c in order if c not in wanted)):
         accepted = coding in wanted
@@ -102,6 +111,22 @@ def select_variant(
         if not S_ISREG(st.st_mode):
             continue
         has_variants = True
-        if accepted and (original is None or st.st_mtime_ns >= original.st_mtime_ns):
+        if accepted and _changed_ns(st) >= changed_ns:
             return Variant(variant, st, coding, True)
     return Variant(path, None, None, has_variants)
+
+
+def _changed_ns(st: os.stat_result) -> int:
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
+def variant_tag(tag: str | None, encoding: str | None) -> str | None:
+    """Return a variant's entity-tag: the quoted ``tag`` of its file marked with its coding.
+
+    Every representation needs a tag of its own (RFC 9110 §8.8.3.3), also where the
+    tag comes from a caller's function that knows nothing of variants, or where a file
+    and its variant happen to share a change time and a size.
+    """
+    if tag is None or encoding is None:
+        return tag
+    return f'{tag[:-1]}-{encoding}"'

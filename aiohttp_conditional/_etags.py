@@ -10,6 +10,9 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
+from ._clock import fs_now_ns
+from ._preconditions import stable_from_ns
+
 ETagFunction = Callable[[str, os.stat_result], "str | None"]
 Identity = tuple[int, int, int, int, int]
 
@@ -33,11 +36,16 @@ def content_hash(path: str, st: os.stat_result) -> str | None:
 
     ``st`` is the stat the caller has of the file; None comes back if the file no
     longer matches it (it changed meanwhile), and the next call hashes it afresh.
+    None comes back too while the file is not stable: until then a later version may
+    share its identity (where the file system's clock is coarse, two writes of the
+    same size within one tick do), so its hash is neither sent nor cached.
     """
     key = file_identity(st)
     found = _HASHES.get(key)
     if found is not None:
         return found
+    if fs_now_ns() < stable_from_ns(st.st_mtime_ns, st.st_ctime_ns):
+        return None
     sha256 = hashlib.sha256()
     # O_NONBLOCK: a FIFO swapped in for the file must not hold the thread in open().
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -14,8 +14,13 @@ import re
 import time
 from typing import Final, NamedTuple
 
+from ._clock import FS_LAG_NS
+
 __all__ = (
+    "MAX_LIST_LENGTH",
+    "MAX_LIST_MEMBERS",
     "MAX_PARTS",
+    "MAX_RANGES",
     "STABLE_AFTER_NS",
     "Conditions",
     "Decision",
@@ -24,9 +29,11 @@ __all__ = (
     "decide",
     "evaluate_preconditions",
     "format_http_date",
+    "latest_change_ns",
     "make_validators",
     "parse_http_date",
     "select_range",
+    "stable_from_ns",
 )
 
 # RFC 9110 §8.8.2.2: a modification time is a strong validator only once the file has
@@ -68,13 +75,17 @@ class Validators(NamedTuple):
 
     ``etag`` is the entity-tag with its quotes and ``last_modified`` the whole seconds of
     Last-Modified; each is None while it is not issued (switched off, or the file changed
-    too recently to tell two versions apart).  ``changed_ns`` is the exact time the file
-    last changed, None when dates are switched off.
+    too recently to tell two versions apart).  ``changed_by_ns`` is a time by which the
+    file had surely changed last, by the clock the Date header is read from (see
+    `latest_change_ns`); None when dates are switched off.  ``date_is_strong`` is False
+    where a date does not identify this one representation (a variant of the file may
+    carry the same), so that If-Range does not take it as a strong validator.
     """
 
     etag: str | None
     last_modified: int | None
-    changed_ns: int | None
+    changed_by_ns: int | None
+    date_is_strong: bool = True
 
 
 class Decision(NamedTuple):
@@ -88,6 +99,35 @@ class Decision(NamedTuple):
     ranges: tuple[tuple[int, int], ...] = ()
 
 
+def latest_change_ns(mtime_ns: int, ctime_ns: int) -> int:
+    """Return a time by which a file with these stat times had surely changed last.
+
+    Times are read by the clock the Date header is read from; see `_clock`.  The
+    change time is the later of mtime and ctime: ctime moves whenever the content or
+    the mtime is set, so a replacement that keeps an older mtime (``cp -p``, ``rsync
+    -t``, ``tar x``, a rollback) still counts as a change.  The kernel stamps it with a
+    clock that may lag ours by `FS_LAG_NS`, and a file system may cut the stamp down
+    to its granularity: a stamp whose last digits are zeros may have been cut down to
+    that power of ten (a second at most), so that much is added too.  The result is
+    exclusive: the change happened before it.
+    """
+    changed_ns = max(mtime_ns, ctime_ns)
+    granularity = 1
+    while granularity < _NS_PER_S and changed_ns % (granularity * 10) == 0:
+        granularity *= 10
+    return changed_ns + granularity + FS_LAG_NS
+
+
+def stable_from_ns(mtime_ns: int, ctime_ns: int) -> int:
+    """Return when a file with these stat times is stable, by `fs_now_ns`'s clock.
+
+    Stable means that any later change gets a later Last-Modified and a later
+    entity-tag: left alone for a second after its latest possible change, measured by
+    a clock that no later change can be stamped before.
+    """
+    return latest_change_ns(mtime_ns, ctime_ns) + STABLE_AFTER_NS
+
+
 def make_validators(
     mtime_ns: int,
     ctime_ns: int,
@@ -99,21 +139,21 @@ def make_validators(
 ) -> Validators:
     """Return the validators of a file from its stat fields at time ``now_ns``.
 
-    The file's change time is the later of mtime and ctime: ctime moves whenever the
-    content or the mtime is set, so a replacement that keeps an older mtime (``cp -p``,
-    ``rsync -t``, ``tar x``, a rollback) still gets new validators.  For a file written in
-    place the two are equal and the entity-tag is the one aiohttp's FileResponse sends.
+    ``now_ns`` is read from `fs_now_ns`: no later change of the file can be stamped
+    before it.  For a file written in place ctime equals mtime, and the entity-tag is
+    the one aiohttp's FileResponse sends.
     """
     changed_ns = max(mtime_ns, ctime_ns)
+    latest_ns = latest_change_ns(mtime_ns, ctime_ns)
     # A file changed in the future (clock skew) is never stable until that time passes.
-    stable = now_ns - changed_ns >= STABLE_AFTER_NS
+    stable = now_ns >= latest_ns + STABLE_AFTER_NS
     return Validators(
         etag=f'"{changed_ns:x}-{size:x}"' if etag and stable else None,
-        # The first whole second after the change: later than the change, as a date
-        # must be to say "unchanged since" (see _unmodified_since), and, a second
-        # having passed, never later than Date.
-        last_modified=changed_ns // _NS_PER_S + 1 if last_modified and stable else None,
-        changed_ns=changed_ns if last_modified else None,
+        # The first whole second not before the latest the change can have been:
+        # later than the change, as a date must be to say "unchanged since" (see
+        # _unmodified_since), and, a second having passed since, never later than Date.
+        last_modified=-(-latest_ns // _NS_PER_S) if last_modified and stable else None,
+        changed_by_ns=latest_ns if last_modified else None,
     )
 
 
@@ -129,17 +169,29 @@ _TAG_LIST_MEMBER: Final = re.compile(
 _ANY: Final = "*"
 
 
+# How much of an entity-tag list is read at the most: real clients send one tag or a
+# few, and a megabyte of commas must not cost a loop of a million turns.
+MAX_LIST_MEMBERS: Final = 64
+MAX_LIST_LENGTH: Final = 4096
+
+
 def _entity_tags(value: str) -> list[tuple[bool, str]]:
     """Return the (weak, opaque-tag) members of a list field.
 
     A member that is not an entity-tag is skipped up to the next comma: it matches
     nothing, and a well-formed member beside it still counts, as upstream reads lists.
     A match is always with the whole of a tag we issued, so this never makes a stale copy
-    look current.
+    look current.  Past `MAX_LIST_MEMBERS` members the rest is not read, nor any of a
+    value longer than `MAX_LIST_LENGTH`: a tag of ours there counts as absent, which
+    makes If-None-Match true (a 200, never a 304) and If-Match false (a 412).
     """
     tags: list[tuple[bool, str]] = []
+    if len(value) > MAX_LIST_LENGTH:
+        return tags
     pos, end = 0, len(value)
-    while pos < end:
+    for _ in range(MAX_LIST_MEMBERS):
+        if pos >= end:
+            break
         match = _TAG_LIST_MEMBER.match(value, pos)
         if match is None:
             comma = value.find(",", pos)
@@ -198,6 +250,8 @@ _MONTH_NUMBERS: Final = {name: number for number, name in enumerate(_MONTHS, 1)}
 _TIME: Final = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
 _DAY_NAME: Final = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 _MONTH: Final = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+# rfc850-date with the longest day name: Wednesday, 09-Nov-94 08:49:37 GMT
+_LONGEST_DATE: Final = 33
 # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
 _IMF_FIXDATE: Final = re.compile(
     rf"{_DAY_NAME}, ([0-9]{{2}}) {_MONTH} ([0-9]{{4}}) {_TIME} GMT\Z"
@@ -221,8 +275,12 @@ def parse_http_date(value: str, *, now: float | None = None) -> int | None:
     ``now`` only places the two-digit years of rfc850-date.
     """
     value = value.strip(" \t")
-    if (seconds := _fixed_date(value)) is not None or len(value) == 29:
-        return seconds  # an IMF-fixdate, or nothing else is 29 characters long
+    if len(value) == 29:
+        # An IMF-fixdate, the format of every date we send, or nothing else is 29
+        # characters long: only such values are cached, each a few bytes.
+        return _fixed_date(value)
+    if len(value) > _LONGEST_DATE:
+        return None
     if match := _ASCTIME_DATE.match(value):
         month, day, hour, minute, second, year = match.groups()
     elif match := _RFC850_DATE.match(value):
@@ -278,14 +336,13 @@ def _unmodified_since(date: int, validators: Validators) -> bool | None:
 
     The date is one we issued as Last-Modified, or the Date of a response (RFC 9110
     §13.1.3 lets a cache send that): either way any later change of the file happened
-    after the response.  A change time strictly before the date is therefore the
-    version the client holds, even where the file system keeps whole seconds and a
-    change within that second reads as the second itself.  Our own Last-Modified, the
-    second after the change, passes.
+    after the response.  A file that had surely changed by the date is therefore the
+    version the client holds, however its file system's clock lags ours or cuts its
+    stamps down.  Our own Last-Modified, the first second not before that, passes.
     """
-    if validators.changed_ns is None:
+    if validators.changed_by_ns is None:
         return None
-    return validators.changed_ns < date * _NS_PER_S
+    return validators.changed_by_ns <= date * _NS_PER_S
 
 
 # RFC 9110 §13.1.4
@@ -311,6 +368,8 @@ def _if_range(value: str, validators: Validators) -> bool:
     if value.startswith('"'):
         # An entity-tag must match strongly; ours are strong only once issued.
         return value == validators.etag
+    if not validators.date_is_strong:
+        return False  # §8.8.2.2: it may stand for another representation too
     date = parse_http_date(value)
     # A date must equal Last-Modified, which we issue only while it is strong (§8.8.2.2).
     return date is not None and date == validators.last_modified
@@ -368,6 +427,9 @@ _SEND_ALL: Final = Decision(FileResponseState.SEND)
 
 # RFC 9110 §14.2 and §17.15: limits against ranges that cost more than the file.
 MAX_PARTS: Final = 16  # parts left after coalescing beyond which the whole file is sent
+# Range-specs beyond which Range is ignored before any is read, as Apache's MaxRanges:
+# their parsing would cost more than the whole file.
+MAX_RANGES: Final = 200
 # Ranges closer than this are sent as one part: a part's own headers cost about as much.
 _SMALL_GAP: Final = 80
 _INVALID: Final = (-1, -1)
@@ -380,7 +442,7 @@ def select_range(value: str, size: int) -> Decision:
         return _UNSATISFIABLE
     unit, range_set = specifier.groups()
     # §14.2: an origin server MUST ignore a range unit it does not understand.
-    if unit.lower() != "bytes":
+    if unit.lower() != "bytes" or range_set.count(",") >= MAX_RANGES:
         return _SEND_ALL
     members = [member for member in range_set.split(",") if member.strip(" \t")]
     specs = [_BYTE_RANGE_SPEC.match(member) for member in members]

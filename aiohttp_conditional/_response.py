@@ -8,8 +8,8 @@ import io
 import mimetypes
 import os
 import pathlib
+import re
 import secrets
-import time
 import weakref
 from collections.abc import Callable
 from stat import S_ISREG
@@ -20,7 +20,8 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import LooseHeaders, PathLike
 from multidict import CIMultiDictProxy
 
-from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant
+from ._clock import fs_now_ns
+from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant, variant_tag
 from ._etags import ETagFunction, checked_tag, content_hash, file_identity
 from ._preconditions import (
     Conditions,
@@ -66,6 +67,9 @@ _BODY_HEADERS: Final = (
     hdrs.CONTENT_LANGUAGE,
     hdrs.CONTENT_RANGE,
 )
+# What a Cache-Control value may hold (RFC 9110 §5.5, §5.6.2): visible ASCII, spaces
+# and tabs; no CR or LF, which would end the field, nor any other control character.
+_FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e]*\Z")
 _STATUS: Final = {
     FileResponseState.NOT_MODIFIED: 304,
     FileResponseState.PRECONDITION_FAILED: 412,
@@ -183,6 +187,7 @@ class _Outcome(NamedTuple):
 
 _FORBIDDEN: Final = _Outcome(Decision(FileResponseState.FORBIDDEN))
 _NOT_FOUND: Final = _Outcome(Decision(FileResponseState.NOT_FOUND))
+_NOT_FOUND_VARYING: Final = _NOT_FOUND._replace(has_variants=True)
 
 
 def _field(headers: CIMultiDictProxy[str], name: str) -> str | None:
@@ -266,6 +271,9 @@ class ConditionalFileResponse(web.FileResponse):
                 f"etag must be True, False, 'content' or a function: {etag!r}"
             )
         self._send_last_modified = last_modified
+        if cache_control is not None and not _FIELD_VALUE.match(cache_control):
+            # aiohttp would refuse to send it: fail here, not on every request.
+            raise ValueError(f"cache_control is not a header value: {cache_control!r}")
         self._cache_control = cache_control
         self._use_executor = use_executor
         unknown = [coding for coding in precompressed if coding not in SUFFIXES]
@@ -275,8 +283,9 @@ class ConditionalFileResponse(web.FileResponse):
         # Set when the executor job already ran before prepare(), as the static route
         # does so that it can raise HTTPNotFound from its handler.
         self._outcome: _Outcome | None = None
-        # The ctime of a symlink the static route followed to the file: a change too.
-        self._link_changed_ns = 0
+        # The latest ctime of the directories and the symlink the static route passed
+        # through to the file: a rename of one of them is a change of the file too.
+        self._above_changed_ns = 0
         self.state: FileResponseState | None = None
 
     @property
@@ -379,7 +388,8 @@ class ConditionalFileResponse(web.FileResponse):
             if variant.stat is not None:
                 st = variant.stat
             elif original is None:
-                return _NOT_FOUND
+                # A client that accepts a variant gets it here: say so (§12.5.5).
+                return _NOT_FOUND_VARYING if variant.has_variants else _NOT_FOUND
             else:
                 st = original
             if not S_ISREG(st.st_mode):
@@ -441,17 +451,24 @@ class ConditionalFileResponse(web.FileResponse):
     ) -> _Outcome:
         validators = make_validators(
             st.st_mtime_ns,
-            max(st.st_ctime_ns, self._link_changed_ns),
+            max(st.st_ctime_ns, self._above_changed_ns),
             st.st_size,
-            time.time_ns(),
+            fs_now_ns(),
             etag=self._send_etag,
             last_modified=self._send_last_modified,
         )
-        if validators.etag is not None and self._etag_function is not None:
-            # Only for a file old enough for validators, so that a version's tag can
-            # be cached by its identity: a later version cannot share its timestamps.
-            tag = checked_tag(self._etag_function, variant.path, st)
-            validators = validators._replace(etag=tag)
+        if validators.etag is not None:
+            tag: str | None = validators.etag
+            if self._etag_function is not None:
+                # Only for a file old enough for validators, so that a version's tag
+                # can be cached by its identity: a later version cannot share its
+                # timestamps.
+                tag = checked_tag(self._etag_function, variant.path, st)
+            validators = validators._replace(etag=variant_tag(tag, variant.encoding))
+        if variant.has_variants:
+            # A variant may carry the same Last-Modified as the file: a date does
+            # not tell which of them a client holds (RFC 9110 §8.8.2.2).
+            validators = validators._replace(date_is_strong=False)
         decision = decide(method, conditions, validators, st.st_size)
         if len(decision.ranges) > 1 and variant.encoding is not None:
             # A Content-Encoding on a multipart/byteranges answer would say that the
@@ -479,7 +496,12 @@ class ConditionalFileResponse(web.FileResponse):
             headers[hdrs.LAST_MODIFIED] = format_http_date(validators.last_modified)
         if self._cache_control is not None:
             headers[hdrs.CACHE_CONTROL] = self._cache_control
+        self._set_vary(outcome)
+
+    def _set_vary(self, outcome: _Outcome) -> None:
+        """Say that the answer depends on Accept-Encoding where a variant exists."""
         if outcome.has_variants:
+            headers = self._headers
             vary = headers.get(hdrs.VARY)
             if vary is None:
                 headers[hdrs.VARY] = hdrs.ACCEPT_ENCODING
@@ -497,6 +519,7 @@ class ConditionalFileResponse(web.FileResponse):
             for name in _BODY_HEADERS:
                 headers.popall(name, None)
         else:
+            self._set_vary(outcome)
             if state is FileResponseState.RANGE_NOT_SATISFIABLE:
                 # RFC 9110 §15.5.17: the current length, for the client to retry with.
                 self._headers[hdrs.CONTENT_RANGE] = f"bytes */{outcome.size}"

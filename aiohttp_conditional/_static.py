@@ -38,14 +38,16 @@ _RESPONSE_OPTIONS: Final = frozenset(
 class _Target(NamedTuple):
     """A path inside the root and the stat made while finding it.
 
-    ``link_changed_ns`` is the ctime of the symlink the walk followed to it, 0 if none:
-    switching a symlink back to an older tree makes a new link, so the file it now
-    leads to gets validators no client holds, though the file itself is old.
+    ``above_changed_ns`` is the latest ctime of the root, the directories and the
+    symlink the walk passed through to it.  Rolling a release back by renaming a
+    directory (``mv app app-v2 && mv app-v1 app``) or by switching a symlink back
+    changes no file, but it moves the ctime of what was renamed or made: so the
+    files now reached through it get validators no client holds, though they are old.
     """
 
     path: str
     stat: os.stat_result
-    link_changed_ns: int = 0
+    above_changed_ns: int = 0
 
 
 class _Job(NamedTuple):
@@ -57,7 +59,7 @@ class _Job(NamedTuple):
     accept_encoding: str | None
     version: str | None
     ends_with_slash: bool
-    query_string: str
+    raw_query_string: str
 
 
 class ConditionalStaticResource(web.StaticResource):
@@ -144,7 +146,7 @@ class ConditionalStaticResource(web.StaticResource):
             _field(headers, hdrs.ACCEPT_ENCODING),
             version,
             request.path.endswith("/"),
-            request.query_string,
+            request.rel_url.raw_query_string,
         )
         if self._response_options.get("use_executor", True):
             answer = await run_job(asyncio.get_running_loop(), self._answer, job)
@@ -185,7 +187,7 @@ class ConditionalStaticResource(web.StaticResource):
         inside the root, and opened without following a symlink.
         """
         directory, _, name = job.filename.rpartition("/")
-        if not name or job.accept_encoding is None:
+        if not name:
             return web.HTTPNotFound()
         try:
             parent = self._resolve(directory)
@@ -193,7 +195,8 @@ class ConditionalStaticResource(web.StaticResource):
             return web.HTTPNotFound()
         if parent is None or not S_ISDIR(parent.stat.st_mode):
             return web.HTTPNotFound()
-        target = _Target(f"{parent.path}/{name}", parent.stat, parent.link_changed_ns)
+        above_changed_ns = max(parent.above_changed_ns, parent.stat.st_ctime_ns)
+        target = _Target(f"{parent.path}/{name}", parent.stat, above_changed_ns)
         return self._answer_file(job, target, variant_only=True)
 
     def _answer_directory(
@@ -207,13 +210,19 @@ class ConditionalStaticResource(web.StaticResource):
                     directory = f"{job.filename}/" if job.filename else ""
                     location = URL.build(
                         path=f"{self._prefix}/{directory}",
-                        query_string=job.query_string,
+                        query_string=job.raw_query_string,
+                        encoded=True,
                     )
                     return web.HTTPMovedPermanently(location=location)
-                # A symlink to the directory counts as a change of its index too.
-                link_changed_ns = max(index.link_changed_ns, target.link_changed_ns)
+                # What leads to the directory, and the directory itself, count as
+                # changes of its index too.
+                above_changed_ns = max(
+                    index.above_changed_ns,
+                    target.above_changed_ns,
+                    target.stat.st_ctime_ns,
+                )
                 return self._answer_file(
-                    job, index._replace(link_changed_ns=link_changed_ns)
+                    job, index._replace(above_changed_ns=above_changed_ns)
                 )
         if self._show_index:
             return web.Response(
@@ -228,7 +237,7 @@ class ConditionalStaticResource(web.StaticResource):
         response = ConditionalFileResponse(
             target.path, chunk_size=self._chunk_size, **self._response_options
         )
-        response._link_changed_ns = target.link_changed_ns
+        response._above_changed_ns = target.above_changed_ns
         outcome = response._evaluate(
             job.method,
             job.conditions,
@@ -241,6 +250,9 @@ class ConditionalStaticResource(web.StaticResource):
         ):
             if outcome.file is not None:
                 outcome.file.close()  # something appeared at the name meanwhile
+            if outcome.has_variants:
+                # A client that accepts the variant gets it here (§12.5.5).
+                return web.HTTPNotFound(headers={hdrs.VARY: hdrs.ACCEPT_ENCODING})
             return web.HTTPNotFound()
         if state is FileResponseState.FORBIDDEN:
             return web.HTTPForbidden()
@@ -255,27 +267,34 @@ class ConditionalStaticResource(web.StaticResource):
     def _resolve(self, filename: str) -> _Target | None:
         """Find a URL path's file inside the root, or None if it names none there.
 
-        One lstat per path segment and no other stat: the last one is the file's own.
-        ``..`` never reaches past the root; a symlink is followed only to a place inside
-        the root unless ``follow_symlinks`` is set (the semantics of aiohttp's fix for
-        CVE-2024-23334).
+        A stat of the root and one lstat per path segment, no other: the last one is
+        the file's own.  ``..`` never reaches past the root; a symlink is followed
+        only to a place inside the root unless ``follow_symlinks`` is set (the
+        semantics of aiohttp's fix for CVE-2024-23334).
         """
         if filename.startswith("/") or "\x00" in filename or "\\" in filename:
             return None  # an absolute or UNC path, or no path at all
         names = [name for name in filename.split("/") if name and name != "."]
         if ".." in names:
             return None
+        # The root too: a deploy may rename another tree into its place.
+        st = os.stat(self._root)
         if not names:
-            return _Target(self._root, os.stat(self._root))
+            return _Target(self._root, st)
+        above_changed_ns = st.st_ctime_ns
         path = self._root
+        last = len(names) - 1
         for position, name in enumerate(names):
             path = f"{path}/{name}"
             st = os.lstat(path)
             if S_ISLNK(st.st_mode):
-                return self._follow(os.path.join(path, *names[position + 1 :]), st)
-            if not S_ISDIR(st.st_mode) and position < len(names) - 1:
-                return None  # a file used as a directory
-        return _Target(path, st)
+                rest = os.path.join(path, *names[position + 1 :])
+                return self._follow(rest, st, above_changed_ns)
+            if position < last:
+                if not S_ISDIR(st.st_mode):
+                    return None  # a file used as a directory
+                above_changed_ns = max(above_changed_ns, st.st_ctime_ns)
+        return _Target(path, st, above_changed_ns)
 
     def _find(self, path: str) -> _Target | None:
         """Stat one path known to be inside the root, following a symlink as allowed."""
@@ -285,14 +304,17 @@ class ConditionalStaticResource(web.StaticResource):
             return None
         return self._follow(path, st) if S_ISLNK(st.st_mode) else _Target(path, st)
 
-    def _follow(self, path: str, link: os.stat_result) -> _Target | None:
+    def _follow(
+        self, path: str, link: os.stat_result, above_changed_ns: int = 0
+    ) -> _Target | None:
         """Follow the symlink ``link`` (an lstat) that ``path`` passes through."""
         real = os.path.realpath(path)
         if not self._follow_symlinks and not (
             real == self._root or real.startswith(self._root_prefix)
         ):
             return None
-        return _Target(real, os.stat(real), link.st_ctime_ns)
+        changed_ns = max(above_changed_ns, link.st_ctime_ns)
+        return _Target(real, os.stat(real), changed_ns)
 
     def _version(self, target: _Target) -> str | None:
         """Return the version hash of a file, or None if it cannot be read now."""

@@ -21,7 +21,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import settings
 
 from aiohttp_conditional import ConditionalFileResponse
-from aiohttp_conditional._preconditions import STABLE_AFTER_NS
+from aiohttp_conditional._clock import fs_now_ns
+from aiohttp_conditional._preconditions import stable_from_ns
 
 # A shared CI machine can stall any example past hypothesis's 200 ms deadline; a slow
 # example is not a wrong answer, so only wrong answers fail.
@@ -91,11 +92,24 @@ def serve_in_thread(app: web.Application) -> Iterator[int]:
 
 
 def age(*paths: Path) -> None:
-    """Sleep until every path has stayed unchanged long enough to get validators."""
-    changed = max(max(p.lstat().st_mtime_ns, p.lstat().st_ctime_ns) for p in paths)
-    wait = (changed + STABLE_AFTER_NS - time.time_ns()) / 1e9
-    if wait > 0:
-        time.sleep(wait + 0.02)
+    """Sleep until every path has stayed unchanged long enough to get validators.
+
+    The directories above each path, up to pytest's own temporary tree, count too, as
+    they do on the static route.
+    """
+    above = [
+        parent
+        for path in paths
+        for parent in path.parents
+        if any(part.startswith("pytest-of-") for part in parent.parts)
+        and not parent.name.startswith("pytest-of-")
+    ]
+    stable = max(
+        stable_from_ns(st.st_mtime_ns, st.st_ctime_ns)
+        for st in (p.lstat() for p in (*paths, *above))
+    )
+    while (wait := stable - fs_now_ns()) > 0:
+        time.sleep(wait / 1e9 + 0.005)
 
 
 def open_descriptors(path: Path) -> int:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from aiohttp_conditional._clock import FS_LAG_NS
 from aiohttp_conditional._preconditions import (
     STABLE_AFTER_NS,
     Conditions,
@@ -18,9 +19,11 @@ from aiohttp_conditional._preconditions import (
     decide,
     evaluate_preconditions,
     format_http_date,
+    latest_change_ns,
     make_validators,
     parse_http_date,
     select_range,
+    stable_from_ns,
 )
 
 SEND = FileResponseState.SEND
@@ -30,7 +33,8 @@ UNSATISFIABLE = FileResponseState.RANGE_NOT_SATISFIABLE
 
 S = 1_700_000_000  # a whole second: Tue, 14 Nov 2023 22:13:20 GMT
 NS = 1_000_000_000
-CHANGED_NS = S * NS + 250_000_000  # the file changed a quarter into second S
+# The file changed a quarter into second S, stamped to the nanosecond.
+CHANGED_NS = S * NS + 250_000_007
 NOW_NS = CHANGED_NS + 5 * NS
 V = make_validators(CHANGED_NS, CHANGED_NS, 100, NOW_NS)
 TAG = V.etag
@@ -46,36 +50,70 @@ AFTER = format_http_date(S + 2)
 
 
 def test_validators_of_a_stable_file_match_upstream_etag_format() -> None:
-    assert Validators(f'"{CHANGED_NS:x}-{100:x}"', S + 1, CHANGED_NS) == V
+    latest = CHANGED_NS + 1 + FS_LAG_NS  # an ns stamp, late by FS_LAG_NS at the most
+    assert Validators(f'"{CHANGED_NS:x}-{100:x}"', S + 1, latest) == V
+
+
+@pytest.mark.parametrize(
+    ("stamp_ns", "granularity_ns"),
+    [
+        (CHANGED_NS, 1),
+        (S * NS + 10, 10),
+        (S * NS + 250_000_000, 10_000_000),  # as if cut down to 10 ms (exFAT)
+        (S * NS, NS),  # whole seconds: ext3, ext4 with small inodes, HFS+
+        (0, NS),
+    ],
+)
+def test_the_latest_change_allows_for_lag_and_granularity(
+    stamp_ns: int, granularity_ns: int
+) -> None:
+    expected = stamp_ns + granularity_ns + FS_LAG_NS
+    assert latest_change_ns(stamp_ns, 0) == expected
+    assert latest_change_ns(0, stamp_ns) == expected
 
 
 @given(
     st.integers(min_value=0, max_value=2**62),
-    st.integers(min_value=STABLE_AFTER_NS, max_value=10**12),
+    st.integers(min_value=0, max_value=10**12),
 )
-@example(S * NS, STABLE_AFTER_NS)
-@example(CHANGED_NS, STABLE_AFTER_NS)
+@example(S * NS, 0)
+@example(CHANGED_NS, 0)
+@example(S * NS - FS_LAG_NS - 1, 0)
 def test_last_modified_is_after_the_change_and_never_later_than_date(
-    changed_ns: int, age_ns: int
+    changed_ns: int, more_ns: int
 ) -> None:
-    v = make_validators(changed_ns, changed_ns, 1, changed_ns + age_ns)
+    now = stable_from_ns(changed_ns, changed_ns) + more_ns
+    v = make_validators(changed_ns, changed_ns, 1, now)
     assert v.last_modified is not None
-    assert changed_ns < v.last_modified * NS
-    assert v.last_modified <= (changed_ns + age_ns) // NS  # Date's second
+    # After the change, even if it was stamped late by a lagging clock ...
+    assert changed_ns + FS_LAG_NS < v.last_modified * NS
+    # ... and not after Date, which the fine clock, never behind ours, gives.
+    assert v.last_modified <= now // NS
+    assert evaluate_preconditions(
+        "GET", C(if_modified_since=last_modified_of(v)), v
+    ) is (NOT_MODIFIED)
+
+
+def last_modified_of(v: Validators) -> str:
+    assert v.last_modified is not None
+    return format_http_date(v.last_modified)
 
 
 @pytest.mark.parametrize(
     "age_ns",
-    [0, 1, STABLE_AFTER_NS - 1, -5 * NS],
-    ids=["now", "1ns", "almost", "future"],
+    [0, 1, STABLE_AFTER_NS - 1, STABLE_AFTER_NS + FS_LAG_NS, -5 * NS],
+    ids=["now", "1ns", "almost", "a-second-by-a-lagging-clock", "future"],
 )
 def test_a_file_changed_within_a_second_gets_no_validators(age_ns: int) -> None:
     v = make_validators(CHANGED_NS, CHANGED_NS, 100, CHANGED_NS + age_ns)
-    assert v == Validators(None, None, CHANGED_NS)
+    assert v == Validators(None, None, latest_change_ns(CHANGED_NS, CHANGED_NS))
 
 
-def test_a_file_is_stable_one_second_after_it_changed() -> None:
-    v = make_validators(CHANGED_NS, CHANGED_NS, 100, CHANGED_NS + STABLE_AFTER_NS)
+def test_a_file_is_stable_one_second_after_its_latest_possible_change() -> None:
+    stable = stable_from_ns(CHANGED_NS, CHANGED_NS)
+    assert stable == CHANGED_NS + 1 + FS_LAG_NS + STABLE_AFTER_NS
+    assert make_validators(CHANGED_NS, CHANGED_NS, 100, stable - 1).etag is None
+    v = make_validators(CHANGED_NS, CHANGED_NS, 100, stable)
     assert v.etag is not None
     assert v.last_modified == S + 1
 
@@ -90,7 +128,7 @@ def test_ctime_later_than_mtime_drives_the_validators() -> None:
 @pytest.mark.parametrize(
     ("etag", "last_modified", "expected"),
     [
-        (False, True, Validators(None, S + 1, CHANGED_NS)),
+        (False, True, Validators(None, S + 1, V.changed_by_ns)),
         (True, False, Validators(TAG, None, None)),
         (False, False, Validators(None, None, None)),
     ],
@@ -465,8 +503,17 @@ def test_any_input_gets_an_answer_the_rfc_allows(
 
 
 @given(
-    # The file system records times at this granularity (ext4: ns; FAT, HFS+: coarser).
-    granularity=st.sampled_from([1, 1_000_000, 4_000_000, NS]),
+    # The kernel stamps a change with a clock that stands still between ticks, lagging
+    # the fine clock (Date's) by up to one tick, or, right after a stat (Linux 6.13
+    # and later), with the fine clock itself; the file system then cuts the stamp down
+    # to its granularity (ns: ext4, XFS, tmpfs; 10 ms: exFAT; 1 s: ext3, HFS+).
+    tick=st.sampled_from([1, 1_000_000, 4_000_000, 10_000_000, FS_LAG_NS]),
+    phase=st.integers(0, FS_LAG_NS),
+    granularity=st.sampled_from([1, 1_000, 10_000_000, NS]),
+    fine_stamps=st.sets(st.sampled_from(["old", "new"])),
+    # How the server reads the time: Linux's coarse clock itself, or elsewhere the
+    # fine clock less the most a stamp may lag it.
+    server_clock=st.sampled_from(["coarse", "lagging"]),
     # The version the client got from us: it changed at old_at and was sent at sent_at.
     old_at=st.integers(0, 4 * NS),
     sent_after=st.integers(0, 3 * NS),
@@ -484,12 +531,88 @@ def test_any_input_gets_an_answer_the_rfc_allows(
 )
 # On a file system with whole-second times, a change late in the second that the first
 # version's time was recorded in: only the full second of waiting keeps the two apart.
-@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, "Last-Modified", "GET")
-@example(NS, 0, 95 * NS // 100, 1, 1, 0, 1, 0, "ETag", "GET")
+@example(
+    1, 0, NS, set(), "coarse", 0, 95 * NS // 100, 1, 1, 0, 1, 0, "Last-Modified", "GET"
+)
+@example(1, 0, NS, set(), "coarse", 0, 95 * NS // 100, 1, 1, 0, 1, 0, "ETag", "GET")
 # Sent with no validators, changed again in the second of that response's Date.
-@example(1, 9 * NS // 10, NS // 2, 1, NS // 5, 0, 1, 2 * NS, "Date", "GET")
+@example(
+    1,
+    0,
+    1,
+    set(),
+    "coarse",
+    9 * NS // 10,
+    NS // 2,
+    1,
+    NS // 5,
+    0,
+    1,
+    2 * NS,
+    "Date",
+    "GET",
+)
+# Linux's coarse clock: the first version stamped by the fine clock (as right after a
+# stat), its validators issued as the second turns, the file rewritten in place before
+# the next tick, and so stamped before the Last-Modified sent.
+@example(
+    4_000_000,
+    3_000_000,
+    1,
+    {"old"},
+    "lagging",
+    500_000,
+    NS + FS_LAG_NS + 100_000,
+    1,
+    1_000,
+    0,
+    1,
+    0,
+    "Last-Modified",
+    "GET",
+)
+# Sent with no validators as a second begins, rewritten within the tick: stamped in
+# the second before the Date held.
+@example(
+    4_000_000,
+    3_000_000,
+    1,
+    set(),
+    "coarse",
+    NS // 2,
+    NS // 2 + 1,
+    1,
+    1,
+    0,
+    1,
+    2 * NS,
+    "Date",
+    "GET",
+)
+# Whole-second times: sent with no validators just after a second began, rewritten
+# within the tick, the rewrite stamped (and cut down) to the second before the Date.
+@example(
+    4_000_000,
+    3_000_000,
+    NS,
+    set(),
+    "coarse",
+    NS // 2,
+    NS // 2 + 1_000_000,
+    1,
+    1,
+    0,
+    1,
+    0,
+    "Date",
+    "GET",
+)
 def test_no_validator_we_sent_passes_for_a_changed_file(
+    tick: int,
+    phase: int,
     granularity: int,
+    fine_stamps: set[str],
+    server_clock: str,
     old_at: int,
     sent_after: int,
     old_size: int,
@@ -500,14 +623,24 @@ def test_no_validator_we_sent_passes_for_a_changed_file(
     held: str,
     method: str,
 ) -> None:
-    def recorded(t: int) -> int:
-        return t - t % granularity
+    def coarse(t: int) -> int:
+        return t - (t - phase) % tick
+
+    def stamp(t: int, version: str) -> int:
+        at = t if version in fine_stamps else coarse(t)
+        return at - at % granularity
+
+    def server_now(t: int) -> int:
+        return coarse(t) if server_clock == "coarse" else t - FS_LAG_NS
 
     sent_at = old_at + sent_after
-    old = make_validators(recorded(old_at), recorded(old_at), old_size, sent_at)
+    old_stamp = stamp(old_at, "old")
+    old = make_validators(old_stamp, old_stamp, old_size, server_now(sent_at))
     replaced_at = sent_at + replaced_after
     now = replaced_at + checked_after
-    new = make_validators(recorded(new_mtime), recorded(replaced_at), new_size, now)
+    new_ctime = stamp(replaced_at, "new")
+    new_mtime -= new_mtime % granularity
+    new = make_validators(new_mtime, new_ctime, new_size, server_now(now))
     if held == "ETag":
         if old.etag is None:
             return  # sent without one: the client has nothing to revalidate with
@@ -517,6 +650,8 @@ def test_no_validator_we_sent_passes_for_a_changed_file(
         if held == "Last-Modified":
             if old.last_modified is None:
                 return
+            # RFC 9110 §8.8.2.1: never later than the Date of the same response.
+            assert old.last_modified <= sent_at // NS
             value = format_http_date(old.last_modified)
         else:
             value = format_http_date(sent_at // NS)

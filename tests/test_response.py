@@ -687,6 +687,79 @@ async def test_if_range_with_an_older_date_gets_200(
     assert status == 200
 
 
+async def test_if_range_with_a_date_shared_by_a_variant_gets_200(
+    serve: Serve, tmp_path: Path
+) -> None:
+    # A file and its .gz written in the same second share Last-Modified: the date does
+    # not tell which one a resumed download holds (RFC 9110 §8.8.2.2, §13.1.5).
+    path = tmp_path / "app.js"
+    path.write_bytes(HELLO)
+    (tmp_path / "app.js.gz").write_bytes(gzip.compress(HELLO))
+    age(path, tmp_path / "app.js.gz")
+    client = await serve(ConditionalFileResponse, path, etag=False)
+    _, identity, _ = await get(client, Accept_Encoding="identity")
+    _, gzipped, _ = await get(client, Accept_Encoding="gzip")
+    assert identity["Last-Modified"] == gzipped["Last-Modified"]
+    fields = {"Range": "bytes=10-", "If-Range": identity["Last-Modified"]}
+    async with client.get(
+        "/f",
+        headers={**fields, "Accept-Encoding": "gzip"},
+        auto_decompress=False,
+        timeout=TIMEOUT,
+    ) as resp:
+        assert resp.status == 200
+        assert gzip.decompress(await resp.read()) == HELLO
+    # Where the file has no variant, the date still identifies it.
+    (tmp_path / "app.js.gz").unlink()
+    assert (await get(client, Accept_Encoding="gzip", **fields))[0] == 206
+
+
+async def test_a_variant_older_than_a_file_rolled_back_with_cp_p_is_not_sent(
+    serve: Serve, tmp_path: Path
+) -> None:
+    # Release 2 deployed with its .gz; then release 1's app.js put back with cp -p: an
+    # older mtime than the .gz, but a newer ctime.
+    path = tmp_path / "app.js"
+    write(path, b"release 1", S * NS)
+    release_1 = path.stat()
+    write(path, b"release 2", (S + 3600) * NS)
+    (tmp_path / "app.js.gz").write_bytes(gzip.compress(b"release 2"))
+    os.utime(tmp_path / "app.js.gz", ns=((S + 3600) * NS,) * 2)
+    age(path, tmp_path / "app.js.gz")
+    write(path, b"release 1", release_1.st_mtime_ns)
+    age(path)
+    client = await serve(ConditionalFileResponse, path)
+    status, headers, body = await get(client, Accept_Encoding="gzip")
+    assert (status, body) == (200, b"release 1")
+    assert "Content-Encoding" not in headers
+    assert headers["Vary"] == "Accept-Encoding"
+
+
+async def test_a_404_that_a_variant_would_answer_carries_vary(
+    serve: Serve, tmp_path: Path
+) -> None:
+    (tmp_path / "site.css.br").write_bytes(b"brotli")
+    client = await serve(ConditionalFileResponse, tmp_path / "site.css")
+    status, headers, _ = await get(client, Accept_Encoding="identity")
+    assert (status, headers["Vary"]) == (404, "Accept-Encoding")
+    async with client.get(
+        "/f", headers={"Accept-Encoding": "br"}, auto_decompress=False
+    ) as resp:
+        assert (resp.status, await resp.read()) == (200, b"brotli")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["no-cache\r\nSet-Cookie: x=1", "max-age=60\n", "private\x00", "\x7f"],
+    ids=["crlf", "lf", "nul", "del"],
+)
+def test_a_cache_control_that_cannot_be_sent_fails_at_construction(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(ValueError, match="cache_control"):
+        ConditionalFileResponse(tmp_path / "f", cache_control=value)
+
+
 # --- precompressed variants and the headers of a 304 ----------------------------------
 
 

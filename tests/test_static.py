@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.pytest_plugin import AiohttpClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
 from aiohttp_conditional import ConditionalStaticResource, add_static, static
 
@@ -625,6 +626,81 @@ async def test_index_page_through_a_switched_symlink_gets_200(
             assert (resp.status, await resp.read()) == (200, b"v1")
 
 
+@upstream_mount_fails("the older files' older times are before the held date: a 304")
+@pytest.mark.parametrize("renamed", ["app", "."], ids=["directory", "root"])
+async def test_a_release_rolled_back_by_renaming_directories_gets_200(
+    mount: Mount, tmp_path: Path, renamed: str
+) -> None:
+    # mv app app-v2 && mv app-v1 app: no file's mtime or ctime moves, but the ctime of
+    # each renamed directory does.
+    site = tmp_path / "site"
+    for release in ("v1", "v2"):
+        (tmp_path / release / "app" / "js").mkdir(parents=True)
+        (tmp_path / release / "app" / "js" / "main.js").write_bytes(release.encode())
+    age(*tmp_path.rglob("main.js"))
+    if renamed == "app":
+        site.mkdir()
+        os.rename(tmp_path / "v1" / "app", site / "app")
+        os.rename(tmp_path / "v2" / "app", tmp_path / "app-v2")
+    else:
+        os.rename(tmp_path / "v1", site)
+        os.rename(tmp_path / "v2", tmp_path / "site-v2")
+    age(site / "app" / "js" / "main.js")
+    client = await mount("/s", site)
+    url = "/s/app/js/main.js"
+    async with client.get(url, timeout=TIMEOUT) as resp:
+        assert await resp.read() == b"v1"
+    # The deploy of v2, then its rollback to v1.
+    current = site / renamed
+    os.rename(current, tmp_path / "previous")
+    os.rename(tmp_path / f"{renamed.replace('.', 'site')}-v2", current)
+    age(site / "app" / "js" / "main.js")
+    async with client.get(url, timeout=TIMEOUT) as resp:
+        assert await resp.read() == b"v2"
+        held = resp.headers["Last-Modified"], resp.headers["ETag"]
+    os.rename(current, tmp_path / "rolled-back")
+    os.rename(tmp_path / "previous", current)
+    age(site / "app" / "js" / "main.js")
+    for field, value in zip(("If-Modified-Since", "If-None-Match"), held, strict=True):
+        async with client.get(url, headers={field: value}, timeout=TIMEOUT) as resp:
+            assert (resp.status, await resp.read()) == (200, b"v1")
+
+
+async def test_the_redirect_to_a_directory_keeps_the_query_as_sent(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    app = web.Application()
+    add_static(app, "/", tree, index="index.html")
+    client = await aiohttp_client(app)
+    for query in ("x=%2B1", "q=a%20b&r=%26", "x=+1", "%C3%BC=1"):
+        async with client.get(
+            URL(f"/docs?{query}", encoded=True), allow_redirects=False
+        ) as resp:
+            assert (resp.status, resp.headers["Location"]) == (301, f"/docs/?{query}")
+
+
+async def test_a_404_that_a_variant_would_answer_carries_vary(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    # RFC 9110 §12.5.5: a client that accepts br gets a 200 at the same URL, so no
+    # cache may hand this 404 to it.
+    (tmp_path / "site.css.br").write_bytes(b"brotli")
+    age(tmp_path / "site.css.br")
+    app = web.Application()
+    add_static(app, "/s", tmp_path)
+    client = await aiohttp_client(app)
+    for accept in ("identity", "gzip", None):
+        headers = {} if accept is None else {"Accept-Encoding": accept}
+        async with client.get(
+            "/s/site.css", headers=headers, skip_auto_headers=["Accept-Encoding"]
+        ) as resp:
+            assert resp.status == 404
+            assert resp.headers["Vary"] == "Accept-Encoding"
+    async with client.get("/s/other.css", headers={"Accept-Encoding": "br"}) as resp:
+        assert resp.status == 404
+        assert "Vary" not in resp.headers
+
+
 async def test_listing_through_a_symlink_leaving_the_root_links_under_the_route(
     aiohttp_client: AiohttpClient, tree: Path
 ) -> None:
@@ -642,8 +718,15 @@ async def test_listing_through_a_symlink_leaving_the_root_links_under_the_route(
 
 @pytest.mark.parametrize(
     "options",
-    [{"etag": "strong"}, {"precompressed": ("deflate",)}],
-    ids=["etag", "precompressed"],
+    [
+        {"etag": "strong"},
+        {"precompressed": ("deflate",)},
+        {"cache_control": "no-cache\r\nSet-Cookie: x=1"},
+        {"cache_control": "max-age=60\n"},
+        {"cache_control": "private\x00"},
+        {"cache_control": "max-age=\u0661"},
+    ],
+    ids=["etag", "precompressed", "crlf", "lf", "nul", "non-ascii"],
 )
 def test_bad_response_options_fail_at_setup(tmp_path: Path, options: Any) -> None:
     # Not as a 500 on every request.

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from importlib.metadata import version
 from pathlib import Path
 
+from aiohttp_conditional._clock import FS_LAG_NS
 from aiohttp_conditional._preconditions import STABLE_AFTER_NS
 
 HERE = Path(__file__).parent
@@ -63,7 +64,7 @@ def fetch_tests(aiohttp_version: str, work: Path) -> Path:
     (tests / "pytest.ini").write_text("[pytest]\n")
     # Unpacked files are new (ctime now): let them stand for the second after which
     # ConditionalFileResponse issues validators, so outcomes do not hang on timing.
-    time.sleep(STABLE_AFTER_NS / 1e9 + 0.1)
+    time.sleep((STABLE_AFTER_NS + FS_LAG_NS) / 1e9 + 0.1)
     return tests
 
 
