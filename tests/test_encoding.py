@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from aiohttp_conditional import ConditionalFileResponse, add_static
 from aiohttp_conditional._encoding import (
     DEFAULT_ORDER,
+    MAX_ACCEPT_ENCODING,
     parse_accept_encoding,
     preferred_codings,
 )
@@ -61,6 +62,16 @@ def test_no_accept_encoding_gets_the_original() -> None:
 def test_server_order_breaks_ties() -> None:
     assert preferred_codings("gzip, br", ("gzip", "br")) == ("gzip", "br")
     assert preferred_codings("gzip, br", ("gzip",)) == ("gzip",)
+
+
+def test_a_long_accept_encoding_is_taken_as_absent_and_never_cached() -> None:
+    before = parse_accept_encoding.cache_info().currsize
+    hostile = "gzip, " + "x;q=0.5, " * (1 << 17)
+    assert preferred_codings(hostile, DEFAULT_ORDER) == ()
+    assert parse_accept_encoding.cache_info().currsize == before
+    longest = "gzip, " + " " * (MAX_ACCEPT_ENCODING - 8) + "br"
+    assert len(longest) == MAX_ACCEPT_ENCODING
+    assert preferred_codings(longest, DEFAULT_ORDER) == ("br", "gzip")
 
 
 @given(st.text(max_size=80))

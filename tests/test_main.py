@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -123,6 +124,14 @@ def test_options(tmp_path: Path) -> None:
             assert resp.headers["Cache-Control"] == "no-cache"
             assert resp.headers["ETag"] is None
             assert resp.headers["Last-Modified"] is None
+        # As --help says: no 304 but the one RFC 9110 §13.1.2 requires for "*".
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/sub/a.txt", headers={"If-None-Match": "*"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        with answer.value:
+            assert answer.value.code == 304
     finally:
         process.terminate()
         process.communicate(timeout=10)
@@ -154,3 +163,29 @@ def test_a_port_that_is_none_is_a_usage_error(tmp_path: Path, port: str) -> None
     assert process.returncode == 2
     assert "Traceback" not in err
     assert err.splitlines()[-1].startswith("python -m aiohttp_conditional: error:")
+
+
+def test_no_validators_help_says_what_happens() -> None:
+    process = start("--help")
+    out, _ = process.communicate(timeout=30)
+    help_text = " ".join(re.sub(r"-\n\s+", "-", out).split())
+    assert "so that only If-None-Match: * gets a 304" in help_text
+    assert "never answer 304" not in help_text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["no-cache\r\nSet-Cookie: x=1", "max-age=60\n", "private\x01"],
+    ids=["crlf", "lf", "control"],
+)
+def test_a_cache_control_that_cannot_be_sent_is_a_usage_error(
+    tmp_path: Path, value: str
+) -> None:
+    # Not a server that starts and then answers every request with an empty reply.
+    process = start(str(tmp_path), "--port", str(free_port()), "--cache-control", value)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith(
+        "python -m aiohttp_conditional: error: cache_control is not a header value"
+    )

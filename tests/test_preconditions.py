@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import calendar
 import email.utils
+import re
 
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from aiohttp_conditional import _preconditions
 from aiohttp_conditional._clock import FS_LAG_NS
 from aiohttp_conditional._preconditions import (
+    MAX_LIST_LENGTH,
+    MAX_LIST_MEMBERS,
+    MAX_RANGES,
     STABLE_AFTER_NS,
     Conditions,
     Decision,
@@ -662,3 +667,83 @@ def test_no_validator_we_sent_passes_for_a_changed_file(
     assert evaluate_preconditions("PUT", unchanged, new) is FAILED
     partial = decide("GET", C(if_range=value, range="bytes=0-0"), new, new_size)
     assert partial == Decision(SEND)
+
+
+# --- what one hostile header can cost -------------------------------------------------
+
+
+class CountingPattern:
+    """A compiled pattern of the module under test that counts its matches."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.calls = 0
+
+    def match(self, value: str, pos: int = 0) -> re.Match[str] | None:
+        self.calls += 1
+        return self.pattern.match(value, pos)
+
+
+MEGABYTE = 1 << 20
+
+
+@pytest.mark.parametrize(
+    "value",
+    [",", ", ", '"x", ', 'W/"x",', '"x,', " "],
+    ids=["commas", "blank-members", "tags", "weak-tags", "open-quotes", "blanks"],
+)
+def test_a_megabyte_list_costs_a_bounded_number_of_matches(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    counting = CountingPattern(_preconditions._TAG_LIST_MEMBER)
+    monkeypatch.setattr(_preconditions, "_TAG_LIST_MEMBER", counting)
+    hostile = value * (MEGABYTE // len(value))
+    assert evaluate_preconditions("GET", C(if_none_match=hostile), V) is SEND
+    assert evaluate_preconditions("GET", C(if_match=hostile), V) is FAILED
+    assert counting.calls <= 2 * MAX_LIST_MEMBERS
+
+
+def test_a_tag_past_the_members_read_is_not_seen() -> None:
+    # Never a 304 for what was not read; a 412 for If-Match, as for any stranger.
+    near = ", ".join([*['"other"'] * (MAX_LIST_MEMBERS - 1), TAG])
+    far = ", ".join([*['"other"'] * MAX_LIST_MEMBERS, TAG])
+    assert evaluate_preconditions("GET", C(if_none_match=near), V) is NOT_MODIFIED
+    assert evaluate_preconditions("GET", C(if_match=near), V) is SEND
+    assert evaluate_preconditions("GET", C(if_none_match=far), V) is SEND
+    assert evaluate_preconditions("GET", C(if_match=far), V) is FAILED
+    assert len(near) < MAX_LIST_LENGTH
+    assert evaluate_preconditions("GET", C(if_none_match=near + " " * 5000), V) is SEND
+
+
+def test_a_megabyte_of_ranges_is_ignored_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counting = CountingPattern(_preconditions._BYTE_RANGE_SPEC)
+    monkeypatch.setattr(_preconditions, "_BYTE_RANGE_SPEC", counting)
+    hostile = "bytes=" + "0-0," * (MEGABYTE // 4)
+    assert select_range(hostile, 100) == Decision(SEND)
+    assert counting.calls == 0
+    # As many as Apache's MaxRanges are still read.
+    far_apart = range(0, 100 * (MAX_RANGES - 1), 100)
+    many = "bytes=" + ",".join(f"{n}-{n}" for n in far_apart)
+    assert select_range(many, 100 * MAX_RANGES) == Decision(SEND)  # over MAX_PARTS
+    assert counting.calls == MAX_RANGES - 1
+    same = "bytes=" + "0-0," * (MAX_RANGES - 1) + "0-0"
+    assert select_range(same, 10).ranges == ((0, 1),)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * MEGABYTE,
+        "Sun, 06 Nov 1994 08:49:37 GMT" + " junk" * (MEGABYTE // 5),
+        "Sun, 06 Nov 1994 08:49:37 GMT" + "0" * 5,
+    ],
+    ids=["junk", "date-then-junk", "a-little-long"],
+)
+def test_a_long_date_is_neither_a_date_nor_cached(value: str) -> None:
+    before = _preconditions._fixed_date.cache_info()
+    assert parse_http_date(value) is None
+    for field in ("if_modified_since", "if_unmodified_since", "if_range"):
+        evaluate_preconditions("GET", C(**{field: value}), V)
+    assert _preconditions._fixed_date.cache_info().currsize == before.currsize

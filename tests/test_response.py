@@ -26,7 +26,12 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 import aiohttp_conditional._response
-from aiohttp_conditional import ConditionalFileResponse, FileResponseState
+from aiohttp_conditional import (
+    ConditionalFileResponse,
+    FileResponseState,
+    _encoding,
+    _preconditions,
+)
 from aiohttp_conditional._response import _conditions, close_files, closer, run_job
 
 from .conftest import (
@@ -758,6 +763,42 @@ def test_a_cache_control_that_cannot_be_sent_fails_at_construction(
 ) -> None:
     with pytest.raises(ValueError, match="cache_control"):
         ConditionalFileResponse(tmp_path / "f", cache_control=value)
+
+
+def hostile_lines(name: str, number: int, first: str = "", body: str = "") -> list[Any]:
+    """Return the lines of one field that aiohttp joins to about a megabyte."""
+    room = 8190 - len(name)  # aiohttp's limit on a header line
+    # 120 lines, and a few the client adds, of aiohttp's 128.
+    starts = [first, *[""] * 119]
+    return [
+        (name, (f"{start}{number:06d}" + body * (room // len(body)))[:room])
+        for start in starts
+    ]
+
+
+async def test_megabyte_header_values_pin_no_memory(
+    serve: Serve, site: Path, validators: tuple[str, str]
+) -> None:
+    # aiohttp takes 128 header lines, each of 8 KiB, and we join a field's (§5.3): a
+    # megabyte a value, different on every request, must leave no trace.
+    caches = (_preconditions._fixed_date, _encoding.parse_accept_encoding)
+    before = [cache.cache_info().currsize for cache in caches]
+    client = await serve(ConditionalFileResponse, site / "style.css")
+    cases = [
+        ("Accept-Encoding", "gzip, ", "x;q=0.5, ", 200),
+        ("If-Modified-Since", validators[1], " junk", 200),
+        ("If-None-Match", "", '"x", ', 200),
+        ("If-Match", "", ",", 412),
+        ("Range", "bytes=", "0-0,", 200),
+    ]
+    for number in range(10):
+        for name, first, body, status in cases:
+            fields = hostile_lines(name, number, first, body)
+            assert sum(len(value) for _, value in fields) > 950_000
+            async with client.get("/f", headers=fields, timeout=TIMEOUT) as resp:
+                assert resp.status == status
+                await resp.read()
+    assert [cache.cache_info().currsize for cache in caches] == before
 
 
 # --- precompressed variants and the headers of a 304 ----------------------------------
