@@ -705,6 +705,7 @@ def test_a_megabyte_list_costs_a_bounded_number_of_matches(
 
 def test_a_tag_past_the_members_read_is_not_seen() -> None:
     # Never a 304 for what was not read; a 412 for If-Match, as for any stranger.
+    assert TAG is not None
     near = ", ".join([*['"other"'] * (MAX_LIST_MEMBERS - 1), TAG])
     far = ", ".join([*['"other"'] * MAX_LIST_MEMBERS, TAG])
     assert evaluate_preconditions("GET", C(if_none_match=near), V) is NOT_MODIFIED
