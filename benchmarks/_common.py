@@ -52,7 +52,7 @@ def make_files(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / SMALL).write_bytes(os.urandom(10 * 1024))
     (root / LARGE).write_bytes(os.urandom(10 * 1024 * 1024))
-    time.sleep(1.1)  # validators are issued a second after a change
+    time.sleep(1.3)  # validators are issued 1.1 s after a change (and a tick)
     return root
 
 

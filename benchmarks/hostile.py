@@ -157,7 +157,7 @@ def make_files(root: Path) -> None:
     (root / NAME).write_bytes(text.encode()[: 10 * 1024])
     # After the file, so that the variant is never older than what it stands for.
     (root / f"{NAME}.gz").write_bytes(gzip.compress((root / NAME).read_bytes()))
-    time.sleep(1.2)  # validators are issued 1.1 s after a change
+    time.sleep(1.3)  # validators are issued 1.1 s after a change (and a tick)
 
 
 def pack(pieces: Iterable[str], separator: str, room: int, lines: int) -> list[str]:

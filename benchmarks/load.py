@@ -103,7 +103,7 @@ def make_files(root: Path) -> dict[str, bytes]:
     files = {f"file{number}.bin": os.urandom(10 * 1024 + number) for number in range(8)}
     for name, content in files.items():
         (root / name).write_bytes(content)
-    time.sleep(1.1)
+    time.sleep(1.3)  # validators are issued 1.1 s after a change (and a tick)
     return files
 
 
