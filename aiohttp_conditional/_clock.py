@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Final
+from typing import Final, NamedTuple
 
-__all__ = ("FS_LAG_NS", "fs_now_ns")
+__all__ = ("FS_LAG_NS", "Moment", "fs_now_ns", "moment")
 
 # How far a file's timestamp may lag the clock the Date header is read from, at the
 # moment of the change.  One tick on Linux (10 ms at HZ=100), several where ticks stall
@@ -57,3 +57,22 @@ else:
         most a file's timestamp may lag it.
         """
         return time.time_ns() - FS_LAG_NS
+
+
+class Moment(NamedTuple):
+    """When an answer was decided, read before the file is looked at."""
+
+    fs_ns: int  # by fs_now_ns: no change the answer did not see is stamped before it
+    date: int  # the whole second of time.time() then: the answer's Date
+
+
+def moment() -> Moment:
+    """Return the moment an answer is decided, to be read before the file's stat.
+
+    The Date of the answer must not be later than a change the answer did not see,
+    or a cache that sends that Date as If-Modified-Since would be told the change
+    is older: so it is taken here, not when the headers are sent.  The fine clock is
+    read after the coarse one, so that Date is never before ``fs_ns``.
+    """
+    fs_ns = fs_now_ns()
+    return Moment(fs_ns, int(time.time()))

@@ -87,13 +87,15 @@ def select_variant(
 
     Only regular files count: a symlinked or special variant is ignored, as upstream
     does, and so is a variant changed before the original (``original``, the
-    original's stat, None when there is none), by the later of mtime and ctime as
-    validators count it: a stale ``.gz`` beside a rebuilt file never wins, nor
-    beside a file rolled back with ``cp -p``.
+    original's stat, None when there is none): by mtime, so that a stale ``.gz``
+    beside a rebuilt file never wins, even once a chmod or a copy moved its ctime;
+    and by the later of mtime and ctime, as validators count change, so that it
+    never wins beside a file rolled back with ``cp -p`` either.
     Variants the client does not accept are still looked for, once one is not found,
     so that every response for a file with variants carries ``Vary``.
     """
     wanted = preferred_codings(accept_encoding, order)
+    mtime_ns = 0 if original is None else original.st_mtime_ns
     changed_ns = 0 if original is None else _changed_ns(original)
     has_variants = False
     for coding in (*wanted, *(c for c in order if c not in wanted)):
@@ -111,7 +113,7 @@ def select_variant(
         if not S_ISREG(st.st_mode):
             continue
         has_variants = True
-        if accepted and _changed_ns(st) >= changed_ns:
+        if accepted and st.st_mtime_ns >= mtime_ns and _changed_ns(st) >= changed_ns:
             return Variant(variant, st, coding, True)
     return Variant(path, None, None, has_variants)
 

@@ -21,6 +21,7 @@ __all__ = (
     "MAX_LIST_MEMBERS",
     "MAX_PARTS",
     "MAX_RANGES",
+    "MAX_RANGE_LENGTH",
     "STABLE_AFTER_NS",
     "Conditions",
     "Decision",
@@ -427,9 +428,10 @@ _SEND_ALL: Final = Decision(FileResponseState.SEND)
 
 # RFC 9110 §14.2 and §17.15: limits against ranges that cost more than the file.
 MAX_PARTS: Final = 16  # parts left after coalescing beyond which the whole file is sent
-# Range-specs beyond which Range is ignored before any is read, as Apache's MaxRanges:
-# their parsing would cost more than the whole file.
+# Range-specs beyond which Range is ignored before any is read, as Apache's MaxRanges,
+# and the longest Range read: their parsing would cost more than the whole file.
 MAX_RANGES: Final = 200
+MAX_RANGE_LENGTH: Final = 8192
 # Ranges closer than this are sent as one part: a part's own headers cost about as much.
 _SMALL_GAP: Final = 80
 _INVALID: Final = (-1, -1)
@@ -437,6 +439,8 @@ _INVALID: Final = (-1, -1)
 
 def select_range(value: str, size: int) -> Decision:
     """Return the Decision for a Range field value on a file of ``size`` bytes."""
+    if len(value) > MAX_RANGE_LENGTH:
+        return _SEND_ALL  # §14.2: a server may ignore Range
     specifier = _RANGES_SPECIFIER.match(value.strip(" \t"))
     if specifier is None:
         return _UNSATISFIABLE

@@ -20,7 +20,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import LooseHeaders, PathLike
 from multidict import CIMultiDictProxy
 
-from ._clock import fs_now_ns
+from ._clock import Moment, moment
 from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant, variant_tag
 from ._etags import ETagFunction, checked_tag, content_hash, file_identity
 from ._preconditions import (
@@ -183,6 +183,7 @@ class _Outcome(NamedTuple):
     # The bytes to send, when the job read them (a small body, or none for HEAD);
     # then the file is closed already.
     data: bytes | None = None
+    date: int | None = None  # the answer's Date: the second it was decided in
 
 
 _FORBIDDEN: Final = _Outcome(Decision(FileResponseState.FORBIDDEN))
@@ -319,6 +320,8 @@ class ConditionalFileResponse(web.FileResponse):
         outcome, self._outcome = self._outcome, None
         assert outcome is not None
         self.state = outcome.decision.state
+        if outcome.date is not None and hdrs.DATE not in self._headers:
+            self._headers[hdrs.DATE] = format_http_date(outcome.date)
         if outcome.decision.state is not FileResponseState.SEND:
             return await self._answer_without_body(request, outcome)
         file = outcome.file  # None when the job read the body itself
@@ -348,6 +351,8 @@ class ConditionalFileResponse(web.FileResponse):
         accept_encoding: str | None,
         known: os.stat_result | None = None,
         closing: list[io.FileIO] | None = None,
+        *,
+        started: Moment | None = None,
     ) -> _Outcome:
         """Stat, decide and, only to send, open: the executor job of one request.
 
@@ -359,10 +364,15 @@ class ConditionalFileResponse(web.FileResponse):
         stat'ed twice.  The file then opened must be that same file, reached without a
         symlink, or the answer is 404: nothing swapped in meanwhile is sent.
         ``closing`` are files sent earlier, for this job to close first.
+        ``started`` is the moment the caller read before its own stat of the file.
         """
         if closing:
             close_files(closing)
-        outcome = self._stat_decide_open(method, conditions, accept_encoding, known)
+        if started is None:
+            started = moment()
+        outcome = self._stat_decide_open(
+            method, conditions, accept_encoding, known, started
+        )
         self._outcome = outcome
         return outcome
 
@@ -372,6 +382,7 @@ class ConditionalFileResponse(web.FileResponse):
         conditions: Conditions,
         accept_encoding: str | None,
         known: os.stat_result | None,
+        started: Moment,
     ) -> _Outcome:
         path = self._fspath
         if "\x00" in path:
@@ -394,10 +405,12 @@ class ConditionalFileResponse(web.FileResponse):
                 st = original
             if not S_ISREG(st.st_mode):
                 return _FORBIDDEN
-            outcome = self._decide(method, conditions, st, variant)
+            outcome = self._decide(method, conditions, st, variant, started)
             if outcome.decision.state is not FileResponseState.SEND:
                 return outcome
-            return self._open(method, conditions, variant, outcome, known is not None)
+            return self._open(
+                method, conditions, variant, outcome, known is not None, started
+            )
         except PermissionError:
             return _FORBIDDEN
         except OSError:
@@ -411,6 +424,7 @@ class ConditionalFileResponse(web.FileResponse):
         variant: Variant,
         outcome: _Outcome,
         pinned: bool,
+        started: Moment,
     ) -> _Outcome:
         flags = _OPEN_FLAGS_CHECKED
         if pinned or variant.encoding is not None:
@@ -429,7 +443,7 @@ class ConditionalFileResponse(web.FileResponse):
                 if pinned:
                     file.close()
                     return _NOT_FOUND
-                outcome = self._decide(method, conditions, opened, variant)
+                outcome = self._decide(method, conditions, opened, variant, started)
                 if outcome.decision.state is not FileResponseState.SEND:
                     file.close()
                     return outcome
@@ -448,12 +462,13 @@ class ConditionalFileResponse(web.FileResponse):
         conditions: Conditions,
         st: os.stat_result,
         variant: Variant,
+        started: Moment,
     ) -> _Outcome:
         validators = make_validators(
             st.st_mtime_ns,
             max(st.st_ctime_ns, self._above_changed_ns),
             st.st_size,
-            fs_now_ns(),
+            started.fs_ns,
             etag=self._send_etag,
             last_modified=self._send_last_modified,
         )
@@ -465,9 +480,10 @@ class ConditionalFileResponse(web.FileResponse):
                 # timestamps.
                 tag = checked_tag(self._etag_function, variant.path, st)
             validators = validators._replace(etag=variant_tag(tag, variant.encoding))
-        if variant.has_variants:
-            # A variant may carry the same Last-Modified as the file: a date does
-            # not tell which of them a client holds (RFC 9110 §8.8.2.2).
+        if self._precompressed:
+            # A variant may carry the same Last-Modified as the file, or may have
+            # carried it before it was removed: a date does not tell which of them a
+            # client holds (RFC 9110 §8.8.2.2), an entity-tag does.
             validators = validators._replace(date_is_strong=False)
         decision = decide(method, conditions, validators, st.st_size)
         if len(decision.ranges) > 1 and variant.encoding is not None:
@@ -483,6 +499,7 @@ class ConditionalFileResponse(web.FileResponse):
             variant.encoding,
             variant.has_variants,
             st,
+            date=started.date,
         )
 
     def _set_caching_headers(self, outcome: _Outcome) -> None:

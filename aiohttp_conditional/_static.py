@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import PathLike
 from yarl import URL
 
+from ._clock import Moment, moment
 from ._etags import content_hash
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
@@ -60,6 +61,8 @@ class _Job(NamedTuple):
     version: str | None
     ends_with_slash: bool
     raw_query_string: str
+    # Read before the walk: the stat it makes of the file is the file's only one.
+    started: Moment
 
 
 class ConditionalStaticResource(web.StaticResource):
@@ -147,6 +150,7 @@ class ConditionalStaticResource(web.StaticResource):
             version,
             request.path.endswith("/"),
             request.rel_url.raw_query_string,
+            moment(),
         )
         if self._response_options.get("use_executor", True):
             answer = await run_job(asyncio.get_running_loop(), self._answer, job)
@@ -208,10 +212,9 @@ class ConditionalStaticResource(web.StaticResource):
                 if not job.ends_with_slash:
                     # Relative links in the page resolve against the directory.
                     directory = f"{job.filename}/" if job.filename else ""
+                    path = URL.build(path=f"{self._prefix}/{directory}").raw_path
                     location = URL.build(
-                        path=f"{self._prefix}/{directory}",
-                        query_string=job.raw_query_string,
-                        encoded=True,
+                        path=path, query_string=job.raw_query_string, encoded=True
                     )
                     return web.HTTPMovedPermanently(location=location)
                 # What leads to the directory, and the directory itself, count as
@@ -243,6 +246,7 @@ class ConditionalStaticResource(web.StaticResource):
             job.conditions,
             job.accept_encoding,
             known=None if variant_only else target.stat,
+            started=job.started,
         )
         state = outcome.decision.state
         if state is FileResponseState.NOT_FOUND or (

@@ -12,11 +12,11 @@ entity-tags, an Accept-Encoding of many codings, an If-Modified-Since of junk.  
 limits are found first by asking the server; aiohttp logs a traceback on stderr for
 each of the few probes its parser refuses.
 
-The server's CPU time comes from ``/proc/PID/stat``, read before and after each
-request; it counts in clock ticks (10 ms), so the median and worst of single requests
-are coarse and the total over all of them divided by their number is the reliable
-figure.  Then the server's resident memory is read before and after a long run of
-requests whose values are all distinct, so that no cache can serve one from another.
+The server's CPU time is the sum of its threads' run time in
+``/proc/PID/task/*/schedstat``, in nanoseconds, read before and after each request, so
+the median and the worst of single requests mean something.  Then the server's resident
+memory is read before and after a long run of requests whose values are all distinct,
+so that no cache can serve one from another.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import gzip
 import inspect
-import os
 import re
 import socket
 import statistics
@@ -55,7 +54,6 @@ _PROBE: Final = "X-Probe"
 _WARM_UP: Final = 2
 _REQUEST_SECONDS: Final = 60.0
 _MOST_RESPONSE: Final = 64 * 1024 * 1024
-_TICK: Final = 1 / os.sysconf("SC_CLK_TCK")
 _KIB: Final = re.compile(r"^(Vm\w+):\s+([0-9]+) kB$", re.MULTILINE)
 
 
@@ -306,10 +304,12 @@ class Connection:
 
 
 def cpu_seconds(pid: int) -> float:
-    """Return the user and system time the process has used, all threads together."""
-    # The command name may hold spaces and parentheses: count fields after the last ")".
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * _TICK
+    """Return the time the process's threads have run, to the nanosecond."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a worker thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -539,15 +539,14 @@ def report(
             median = statistics.median(measured.samples) * 1e3
             worst = max(measured.samples) * 1e3
             average = measured.total / len(measured.samples) * 1e3
-            cpu_row.append(f"{median:.0f}/{worst:.0f}/{average:.2f}")
+            cpu_row.append(f"{median:.2f}/{worst:.2f}/{average:.2f}")
             status_row.append(format_statuses(measured.statuses))
         cpu_rows.append(cpu_row)
         status_rows.append(status_row)
     print()
     print(
-        f"Server CPU per request, ms: median/worst/total-avg over {args.requests} "
-        f"requests a case (ticks of {_TICK * 1e3:.0f} ms: total-avg is the reliable "
-        "figure)"
+        f"Server CPU per request, ms: median/worst/mean over {args.requests} "
+        "requests a case"
     )
     print(format_table(["case", *IMPLS], cpu_rows))
     print()

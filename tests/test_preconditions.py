@@ -759,6 +759,11 @@ def test_a_megabyte_of_ranges_is_ignored_unread(
     assert counting.calls == MAX_RANGES - 1
     same = "bytes=" + "0-0," * (MAX_RANGES - 1) + "0-0"
     assert select_range(same, 10).ranges == ((0, 1),)
+    # One long member, or a few: read no more than a real Range can be long.
+    calls = counting.calls
+    for member in ("1" * 8192 + "-" + "1" * 8192 + " " * 8192 + "x", " " * 9000):
+        assert select_range(f"bytes=0-0,{member}", 100) == Decision(SEND)
+    assert counting.calls == calls
 
 
 @pytest.mark.parametrize(

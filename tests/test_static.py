@@ -9,6 +9,7 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from base64 import urlsafe_b64encode
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -677,6 +678,57 @@ async def test_the_redirect_to_a_directory_keeps_the_query_as_sent(
             URL(f"/docs?{query}", encoded=True), allow_redirects=False
         ) as resp:
             assert (resp.status, resp.headers["Location"]) == (301, f"/docs/?{query}")
+
+
+async def test_the_redirect_to_a_directory_encodes_its_name(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    names = ["100%", "a b", "x?y", "h#x", "\u00e9", "cr\rlf\n"]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "index.html").write_bytes(name.encode())
+    app = web.Application()
+    add_static(app, "/s", tmp_path, index="index.html")
+    client = await aiohttp_client(app)
+    for name in names:
+        url = URL(URL.build(path=f"/s/{name}").raw_path + "?q=1%26b", encoded=True)
+        async with client.get(url, allow_redirects=False) as resp:
+            assert resp.status == 301
+            location = resp.headers["Location"]
+        assert location == URL.build(path=f"/s/{name}/").raw_path + "?q=1%26b"
+        async with client.get(URL(location, encoded=True)) as resp:
+            assert (resp.status, await resp.read()) == (200, name.encode())
+
+
+async def test_a_change_while_a_middleware_runs_is_after_the_date(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    # A cache may send the Date of an answer without Last-Modified back as
+    # If-Modified-Since (RFC 9110 §13.1.3): that Date must be the time the answer was
+    # decided (in the route's handler), not the later time its headers left after the
+    # middlewares, or a change in between passes.
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"version A")
+
+    @web.middleware
+    async def slow(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if "X-Replace" in request.headers:
+            (tmp_path / "next").write_bytes(b"version B")
+            os.replace(tmp_path / "next", path)
+            await asyncio.sleep(1.2 - time.time() % 1)  # into the next second
+        return response
+
+    app = web.Application(middlewares=[slow])
+    add_static(app, "/s", tmp_path)
+    client = await aiohttp_client(app)
+    time.sleep(1.3 - time.time() % 1)  # early in a second, the replacement too
+    async with client.get("/s/a.txt", headers={"X-Replace": "1"}) as resp:
+        assert await resp.read() == b"version A"
+        assert "Last-Modified" not in resp.headers
+        date = resp.headers["Date"]
+    async with client.get("/s/a.txt", headers={"If-Modified-Since": date}) as resp:
+        assert (resp.status, await resp.read()) == (200, b"version B")
 
 
 async def test_a_404_that_a_variant_would_answer_carries_vary(
