@@ -79,8 +79,9 @@ class Validators(NamedTuple):
     too recently to tell two versions apart).  ``changed_by_ns`` is a time by which the
     file had surely changed last, by the clock the Date header is read from (see
     `latest_change_ns`); None when dates are switched off.  ``date_is_strong`` is False
-    where a date does not identify this one representation (a variant of the file may
-    carry the same), so that If-Range does not take it as a strong validator.
+    where a date does not identify this one representation (where a variant of the
+    file may carry, or have carried, the same), so that If-Range does not take it as a
+    strong validator.
     """
 
     etag: str | None
@@ -137,12 +138,14 @@ def make_validators(
     *,
     etag: bool = True,
     last_modified: bool = True,
+    date_is_strong: bool = True,
 ) -> Validators:
     """Return the validators of a file from its stat fields at time ``now_ns``.
 
     ``now_ns`` is read from `fs_now_ns`: no later change of the file can be stamped
     before it.  For a file written in place ctime equals mtime, and the entity-tag is
-    the one aiohttp's FileResponse sends.
+    the one aiohttp's FileResponse sends.  ``date_is_strong`` is False where a
+    variant may share the file's dates.
     """
     changed_ns = max(mtime_ns, ctime_ns)
     latest_ns = latest_change_ns(mtime_ns, ctime_ns)
@@ -155,6 +158,7 @@ def make_validators(
         # _unmodified_since), and, a second having passed since, never later than Date.
         last_modified=-(-latest_ns // _NS_PER_S) if last_modified and stable else None,
         changed_by_ns=latest_ns if last_modified else None,
+        date_is_strong=date_is_strong,
     )
 
 

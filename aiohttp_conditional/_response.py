@@ -471,8 +471,14 @@ class ConditionalFileResponse(web.FileResponse):
             started.fs_ns,
             etag=self._send_etag,
             last_modified=self._send_last_modified,
+            # A variant may carry the same Last-Modified as the file, or may have
+            # carried it before it was removed: a date does not tell which of them a
+            # client holds (RFC 9110 §8.8.2.2), an entity-tag does.
+            date_is_strong=not self._precompressed,
         )
-        if validators.etag is not None:
+        if validators.etag is not None and (
+            self._etag_function is not None or variant.encoding is not None
+        ):
             tag: str | None = validators.etag
             if self._etag_function is not None:
                 # Only for a file old enough for validators, so that a version's tag
@@ -480,11 +486,6 @@ class ConditionalFileResponse(web.FileResponse):
                 # timestamps.
                 tag = checked_tag(self._etag_function, variant.path, st)
             validators = validators._replace(etag=variant_tag(tag, variant.encoding))
-        if self._precompressed:
-            # A variant may carry the same Last-Modified as the file, or may have
-            # carried it before it was removed: a date does not tell which of them a
-            # client holds (RFC 9110 §8.8.2.2), an entity-tag does.
-            validators = validators._replace(date_is_strong=False)
         decision = decide(method, conditions, validators, st.st_size)
         if len(decision.ranges) > 1 and variant.encoding is not None:
             # A Content-Encoding on a multipart/byteranges answer would say that the
