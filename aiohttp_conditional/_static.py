@@ -212,9 +212,12 @@ class ConditionalStaticResource(web.StaticResource):
                 if not job.ends_with_slash:
                     # Relative links in the page resolve against the directory.
                     directory = f"{job.filename}/" if job.filename else ""
-                    path = URL.build(path=f"{self._prefix}/{directory}").raw_path
+                    # The prefix is encoded already; the name, decoded from the
+                    # request (with the bytes that are not UTF-8 as surrogates), not.
                     location = URL.build(
-                        path=path, query_string=job.raw_query_string, encoded=True
+                        path=f"{self._prefix}/{_quote(directory)}",
+                        query_string=job.raw_query_string,
+                        encoded=True,
                     )
                     return web.HTTPMovedPermanently(location=location)
                 # What leads to the directory, and the directory itself, count as
@@ -367,8 +370,13 @@ def _href(url_path: str) -> str:
     try:
         url_path.encode("utf-8")
     except UnicodeEncodeError:
-        return urllib.parse.quote(os.fsencode(url_path), safe="/!$&'()*+,;=:@")
+        return _quote(url_path)
     return URL.build(path=url_path, encoded=False).raw_path
+
+
+def _quote(path: str) -> str:
+    """Percent-encode a decoded path, its file system bytes as they are."""
+    return urllib.parse.quote(os.fsencode(path), safe="/!$&'()*+,;=:@")
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

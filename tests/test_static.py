@@ -700,6 +700,18 @@ async def test_the_redirect_to_a_directory_encodes_its_name(
             assert (resp.status, await resp.read()) == (200, name.encode())
 
 
+async def test_the_redirect_keeps_an_encoded_prefix_as_it_is(
+    aiohttp_client: AiohttpClient, tree: Path
+) -> None:
+    app = web.Application()
+    add_static(app, "/a%2Fb", tree, index="index.html")
+    client = await aiohttp_client(app)
+    async with client.get(URL("/a%2Fb/hello.txt", encoded=True)) as resp:
+        assert (resp.status, await resp.read()) == (200, HELLO)
+    async with client.get(URL("/a%2Fb/docs", encoded=True), allow_redirects=False) as r:
+        assert (r.status, r.headers["Location"]) == (301, "/a%2Fb/docs/")
+
+
 async def test_a_change_while_a_middleware_runs_is_after_the_date(
     aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
