@@ -720,7 +720,6 @@ async def test_a_change_while_a_middleware_runs_is_after_the_date(
     # decided (in the route's handler), not the later time its headers left after the
     # middlewares, or a change in between passes.
     path = tmp_path / "a.txt"
-    path.write_bytes(b"version A")
 
     @web.middleware
     async def slow(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -735,6 +734,7 @@ async def test_a_change_while_a_middleware_runs_is_after_the_date(
     add_static(app, "/s", tmp_path)
     client = await aiohttp_client(app)
     time.sleep(1.3 - time.time() % 1)  # early in a second, the replacement too
+    path.write_bytes(b"version A")  # and too new for validators
     async with client.get("/s/a.txt", headers={"X-Replace": "1"}) as resp:
         assert await resp.read() == b"version A"
         assert "Last-Modified" not in resp.headers
