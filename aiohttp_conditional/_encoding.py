@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from stat import S_ISREG
 from typing import Final, NamedTuple
 
@@ -81,7 +81,8 @@ def select_variant(
     path: str,
     original: os.stat_result | None,
     accept_encoding: str | None,
-    order: tuple[str, ...] = DEFAULT_ORDER,
+    order: tuple[str, ...],
+    probe: Callable[[str], os.stat_result | None],
 ) -> Variant:
     """Return the variant of ``path`` to send, the best that the client accepts.
 
@@ -92,7 +93,8 @@ def select_variant(
     and by the later of mtime and ctime, as validators count change, so that it
     never wins beside a file rolled back with ``cp -p`` either.
     Variants the client does not accept are still looked for, once one is not found,
-    so that every response for a file with variants carries ``Vary``.
+    so that every response for a file with variants carries ``Vary``.  ``probe``
+    returns the lstat of a path, or None for nothing there.
     """
     wanted = preferred_codings(accept_encoding, order)
     mtime_ns = 0 if original is None else original.st_mtime_ns
@@ -104,13 +106,10 @@ def select_variant(
             break  # Vary is known to be needed, and nothing else is wanted
         variant = path + SUFFIXES[coding]
         try:
-            # Most files have no variants: asking first is cheaper than a failing lstat.
-            if not os.access(variant, os.F_OK, follow_symlinks=False):
-                continue
-            st = os.lstat(variant)
+            st = probe(variant)
         except (OSError, ValueError):
             continue
-        if not S_ISREG(st.st_mode):
+        if st is None or not S_ISREG(st.st_mode):
             continue
         has_variants = True
         if accepted and st.st_mtime_ns >= mtime_ns and _changed_ns(st) >= changed_ns:

@@ -31,6 +31,11 @@ def file_identity(st: os.stat_result) -> Identity:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+def known_hash(st: os.stat_result) -> str | None:
+    """Return the hash `content_hash` computed for this identity, if it is kept."""
+    return _HASHES.get(file_identity(st))
+
+
 def content_hash(path: str, st: os.stat_result) -> str | None:
     """Return the URL-safe base64 SHA-256 of a file's bytes, read once per identity.
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import html
-import io
 import os
 import urllib.parse
-from collections.abc import Mapping
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, Final, NamedTuple
 
@@ -16,16 +14,18 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import PathLike
 from yarl import URL
 
-from ._clock import Moment, moment
-from ._etags import content_hash
-from ._preconditions import Conditions, FileResponseState
+from ._clock import moment
+from ._etags import content_hash, known_hash
+from ._jobs import run
+from ._kernel import DISK, FileSystem, WouldBlock
+from ._lookup import Asked, Options, look_up
+from ._preconditions import FileResponseState
 from ._response import (
     _DEFAULT_CHUNK_SIZE,
     ConditionalFileResponse,
-    _conditions,
-    _field,
-    close_files,
-    run_job,
+    accept_encoding_of,
+    conditions_of,
+    decided_response,
 )
 
 __all__ = ("ConditionalStaticResource", "add_static", "static")
@@ -52,23 +52,21 @@ class _Target(NamedTuple):
 
 
 class _Job(NamedTuple):
-    """What a request asks of the executor job, read from it on the event loop."""
+    """What a request asks of the route, read from it on the event loop."""
 
     filename: str
-    method: str
-    conditions: Conditions
-    accept_encoding: str | None
+    # Read before the walk: the stat it makes of the file is the file's only one.
+    asked: Asked
     version: str | None
     ends_with_slash: bool
     raw_query_string: str
-    # Read before the walk: the stat it makes of the file is the file's only one.
-    started: Moment
 
 
 class ConditionalStaticResource(web.StaticResource):
-    """A ``web.StaticResource`` that answers each request in one executor job.
+    """A ``web.StaticResource`` that answers each request with one lookup.
 
-    The job resolves the path and keeps it inside the root, answers a directory (index
+    The lookup, on the event loop or in one executor job as ``use_executor`` says,
+    resolves the path and keeps it inside the root, answers a directory (index
     file, listing or 403), stats the file, evaluates the preconditions and opens the
     file only to send it, with :class:`ConditionalFileResponse`.  Errors are raised
     from the handler as upstream raises them, so middlewares still see
@@ -98,7 +96,9 @@ class ConditionalStaticResource(web.StaticResource):
         if index is not None and (not index or "/" in index or index in (".", "..")):
             raise ValueError(f"index must be a file name, not {index!r}")
         # A bad value fails here, once, rather than as a 500 on every request.
-        ConditionalFileResponse(directory, chunk_size=chunk_size, **response_options)
+        checked = ConditionalFileResponse(
+            directory, chunk_size=chunk_size, **response_options
+        )
         super().__init__(
             prefix,
             directory,
@@ -113,7 +113,15 @@ class ConditionalStaticResource(web.StaticResource):
         self._root_prefix = self._root.rstrip("/") + "/"
         self._index = index
         self._immutable_versions = immutable_versions
-        self._response_options: Mapping[str, Any] = response_options
+        self._options = Options.of(
+            **{
+                name: value
+                for name, value in response_options.items()
+                if name in ("etag", "last_modified", "precompressed")
+            }
+        )
+        self._cache_control: str | None = response_options.get("cache_control")
+        self._use_executor = checked._use_executor
 
     def url_for(  # type: ignore[override]
         self, *, filename: PathLike, append_version: bool | None = None
@@ -142,48 +150,45 @@ class ConditionalStaticResource(web.StaticResource):
         version = None
         if self._immutable_versions:
             version = request.query.get(self.VERSION_KEY)
+        asked = Asked(
+            request.method,
+            conditions_of(headers),
+            accept_encoding_of(headers),
+            moment(),
+        )
         job = _Job(
             request.match_info["filename"],
-            request.method,
-            _conditions(headers),
-            _field(headers, hdrs.ACCEPT_ENCODING),
+            asked,
             version,
             request.path.endswith("/"),
             request.rel_url.raw_query_string,
-            moment(),
         )
-        if self._response_options.get("use_executor", True):
-            answer = await run_job(asyncio.get_running_loop(), self._answer, job)
-        else:
-            answer = self._answer(job)
+        answer = await run(self._use_executor, functools.partial(self._answer, job))
         if isinstance(answer, web.HTTPException):
             raise answer
         return answer
 
     def _answer(
-        self, job: _Job, closing: list[io.FileIO] | None = None
+        self, job: _Job, fs: FileSystem
     ) -> web.StreamResponse | web.HTTPException:
-        """Resolve, decide and open only to send: the executor job of one request.
-
-        ``closing`` are files sent earlier, for this job to close first.
-        """
-        if closing:
-            close_files(closing)
+        """Resolve, decide and open only to send: the file work of one request."""
         try:
-            target = self._resolve(job.filename)
+            target = self._resolve(job.filename, fs)
             if target is not None and S_ISDIR(target.stat.st_mode):
-                return self._answer_directory(job, target)
+                return self._answer_directory(job, target, fs)
         except FileNotFoundError:
-            return self._answer_variant_only(job)
+            return self._answer_variant_only(job, fs)
         except PermissionError:
             return web.HTTPForbidden()
         except (OSError, ValueError):
             return web.HTTPNotFound()
         if target is None:
             return web.HTTPNotFound()
-        return self._answer_file(job, target)
+        return self._answer_file(job, target, fs)
 
-    def _answer_variant_only(self, job: _Job) -> web.StreamResponse | web.HTTPException:
+    def _answer_variant_only(
+        self, job: _Job, fs: FileSystem
+    ) -> web.StreamResponse | web.HTTPException:
         """Answer for a missing file that a precompressed variant may stand for.
 
         Upstream sends ``name.gz`` for a ``name`` that is not there, and so do we, but
@@ -194,20 +199,20 @@ class ConditionalStaticResource(web.StaticResource):
         if not name:
             return web.HTTPNotFound()
         try:
-            parent = self._resolve(directory)
+            parent = self._resolve(directory, fs)
         except OSError:
             return web.HTTPNotFound()
         if parent is None or not S_ISDIR(parent.stat.st_mode):
             return web.HTTPNotFound()
         above_changed_ns = max(parent.above_changed_ns, parent.stat.st_ctime_ns)
         target = _Target(f"{parent.path}/{name}", parent.stat, above_changed_ns)
-        return self._answer_file(job, target, variant_only=True)
+        return self._answer_file(job, target, fs, variant_only=True)
 
     def _answer_directory(
-        self, job: _Job, target: _Target
+        self, job: _Job, target: _Target, fs: FileSystem
     ) -> web.StreamResponse | web.HTTPException:
         if self._index is not None:
-            index = self._find(f"{target.path}/{self._index}")
+            index = self._find(f"{target.path}/{self._index}", fs)
             if index is not None and S_ISREG(index.stat.st_mode):
                 if not job.ends_with_slash:
                     # Relative links in the page resolve against the directory.
@@ -228,50 +233,61 @@ class ConditionalStaticResource(web.StaticResource):
                     target.stat.st_ctime_ns,
                 )
                 return self._answer_file(
-                    job, index._replace(above_changed_ns=above_changed_ns)
+                    job, index._replace(above_changed_ns=above_changed_ns), fs
                 )
         if self._show_index:
+            if not fs.may_block:
+                raise WouldBlock(target.path)  # a directory's entries may not be cached
             return web.Response(
                 text=self._listing(target.path, job.filename), content_type="text/html"
             )
         return web.HTTPForbidden()
 
     def _answer_file(
-        self, job: _Job, target: _Target, *, variant_only: bool = False
+        self,
+        job: _Job,
+        target: _Target,
+        fs: FileSystem,
+        *,
+        variant_only: bool = False,
     ) -> web.StreamResponse | web.HTTPException:
         """Answer for a file; with ``variant_only``, only for a variant of it."""
-        response = ConditionalFileResponse(
-            target.path, chunk_size=self._chunk_size, **self._response_options
-        )
-        response._above_changed_ns = target.above_changed_ns
-        outcome = response._evaluate(
-            job.method,
-            job.conditions,
-            job.accept_encoding,
-            known=None if variant_only else target.stat,
-            started=job.started,
+        outcome = look_up(
+            fs,
+            target.path,
+            self._options,
+            job.asked,
+            None if variant_only else target.stat,
+            target.above_changed_ns,
         )
         state = outcome.decision.state
         if state is FileResponseState.NOT_FOUND or (
             variant_only and outcome.encoding is None
         ):
-            if outcome.file is not None:
-                outcome.file.close()  # something appeared at the name meanwhile
+            outcome.close()  # something appeared at the name meanwhile
             if outcome.has_variants:
                 # A client that accepts the variant gets it here (§12.5.5).
                 return web.HTTPNotFound(headers={hdrs.VARY: hdrs.ACCEPT_ENCODING})
             return web.HTTPNotFound()
         if state is FileResponseState.FORBIDDEN:
             return web.HTTPForbidden()
-        if (
-            job.version is not None
-            and not variant_only
-            and job.version == self._version(target)
-        ):
-            response._cache_control = IMMUTABLE
-        return response  # holding the outcome for prepare(), which sends it
+        immutable = False
+        if job.version is not None and not variant_only:
+            try:
+                immutable = job.version == self._version(target, fs)
+            except WouldBlock:
+                outcome.close()
+                raise
+        # The response takes the outcome and its open file, for prepare() to send.
+        return decided_response(
+            target.path,
+            outcome,
+            chunk_size=self._chunk_size,
+            cache_control=IMMUTABLE if immutable else self._cache_control,
+            use_executor=self._use_executor,
+        )
 
-    def _resolve(self, filename: str) -> _Target | None:
+    def _resolve(self, filename: str, fs: FileSystem = DISK) -> _Target | None:
         """Find a URL path's file inside the root, or None if it names none there.
 
         A stat of the root and one lstat per path segment, no other: the last one is
@@ -285,7 +301,7 @@ class ConditionalStaticResource(web.StaticResource):
         if ".." in names:
             return None
         # The root too: a deploy may rename another tree into its place.
-        st = os.stat(self._root)
+        st = fs.stat(self._root)
         if not names:
             return _Target(self._root, st)
         above_changed_ns = st.st_ctime_ns
@@ -293,38 +309,51 @@ class ConditionalStaticResource(web.StaticResource):
         last = len(names) - 1
         for position, name in enumerate(names):
             path = f"{path}/{name}"
-            st = os.lstat(path)
+            st = fs.lstat(path)
             if S_ISLNK(st.st_mode):
                 rest = os.path.join(path, *names[position + 1 :])
-                return self._follow(rest, st, above_changed_ns)
+                return self._follow(rest, st, fs, above_changed_ns)
             if position < last:
                 if not S_ISDIR(st.st_mode):
                     return None  # a file used as a directory
                 above_changed_ns = max(above_changed_ns, st.st_ctime_ns)
         return _Target(path, st, above_changed_ns)
 
-    def _find(self, path: str) -> _Target | None:
+    def _find(self, path: str, fs: FileSystem) -> _Target | None:
         """Stat one path known to be inside the root, following a symlink as allowed."""
         try:
-            st = os.lstat(path)
+            st = fs.lstat(path)
         except FileNotFoundError:
             return None
-        return self._follow(path, st) if S_ISLNK(st.st_mode) else _Target(path, st)
+        if S_ISLNK(st.st_mode):
+            return self._follow(path, st, fs)
+        return _Target(path, st)
 
     def _follow(
-        self, path: str, link: os.stat_result, above_changed_ns: int = 0
+        self,
+        path: str,
+        link: os.stat_result,
+        fs: FileSystem,
+        above_changed_ns: int = 0,
     ) -> _Target | None:
         """Follow the symlink ``link`` (an lstat) that ``path`` passes through."""
+        if not fs.may_block:
+            raise WouldBlock(path)  # realpath reads links and stats each step
         real = os.path.realpath(path)
         if not self._follow_symlinks and not (
             real == self._root or real.startswith(self._root_prefix)
         ):
             return None
         changed_ns = max(above_changed_ns, link.st_ctime_ns)
-        return _Target(real, os.stat(real), changed_ns)
+        return _Target(real, fs.stat(real), changed_ns)
 
-    def _version(self, target: _Target) -> str | None:
+    def _version(self, target: _Target, fs: FileSystem = DISK) -> str | None:
         """Return the version hash of a file, or None if it cannot be read now."""
+        if not fs.may_block:
+            found = known_hash(target.stat)
+            if found is None:
+                raise WouldBlock(target.path)  # hashing reads the whole file
+            return found
         try:
             return content_hash(target.path, target.stat)
         except OSError:

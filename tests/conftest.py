@@ -30,6 +30,33 @@ settings.register_profile("shared-machine", deadline=None)
 settings.load_profile("shared-machine")
 
 ResponseClass = type[web.FileResponse]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--use-executor",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="the default use_executor of our responses and routes in this run",
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def default_use_executor(pytestconfig: pytest.Config) -> Iterator[object]:
+    """Give every response and route made without use_executor this run's mode.
+
+    CI runs the tests of the promise once in each mode; a test that is about one
+    mode sets it explicitly.
+    """
+    value = {"auto": "auto", "true": True, "false": False}[
+        pytestconfig.getoption("use_executor")
+    ]
+    defaults = ConditionalFileResponse.__init__.__kwdefaults__
+    assert defaults is not None
+    saved = defaults["use_executor"]
+    defaults["use_executor"] = value
+    yield value
+    defaults["use_executor"] = saved
 Client = TestClient[web.Request, web.Application]
 
 
@@ -144,16 +171,23 @@ async def executor() -> AsyncIterator[CountingExecutor]:
 
 
 @pytest.fixture
-async def unprivileged_executor() -> AsyncIterator[None]:
+async def unprivileged_executor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[None]:
     """Have the loop's executor threads touch files as an ordinary user would.
 
     Root reads any file whatever its mode, so as root the worker threads take the
     file-system identity of nobody (setfsuid is per thread on Linux); the kernel then
-    refuses them as it would refuse any unprivileged server.
+    refuses them as it would refuse any unprivileged server.  The event loop's thread
+    stays root, so our responses and routes made meanwhile do all file work in the
+    executor.
     """
     if os.geteuid() != 0:
         yield
         return
+    defaults = ConditionalFileResponse.__init__.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "use_executor", True)
     libc = ctypes.CDLL(None, use_errno=True)
 
     def drop_file_privileges() -> None:

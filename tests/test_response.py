@@ -25,14 +25,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-import aiohttp_conditional._response
+import aiohttp_conditional._jobs
+import aiohttp_conditional._lookup
+import aiohttp_conditional._send
 from aiohttp_conditional import (
     ConditionalFileResponse,
     FileResponseState,
     _encoding,
     _preconditions,
 )
-from aiohttp_conditional._response import _conditions, close_files, closer, run_job
+from aiohttp_conditional._clock import moment
+from aiohttp_conditional._jobs import close_files, closer, run_job
+from aiohttp_conditional._kernel import DISK
+from aiohttp_conditional._lookup import Asked, Options, look_up
+from aiohttp_conditional._response import conditions_of, decided_response
 
 from .conftest import (
     Client,
@@ -220,7 +226,7 @@ async def test_without_sendfile_the_body_is_read_in_chunks(
     chunk_size: int,
 ) -> None:
     monkeypatch.setattr("aiohttp.web_fileresponse.NOSENDFILE", True)
-    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", True)
+    monkeypatch.setattr(aiohttp_conditional._send, "NOSENDFILE", True)
     client = await serve(impl, site / "hello.txt", chunk_size=chunk_size)
     status, _, body = await get(client)
     assert status == 200
@@ -628,7 +634,7 @@ async def test_if_range_applies_to_several_ranges(
 async def test_several_ranges_without_sendfile_or_executor(
     serve: Serve, site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", True)
+    monkeypatch.setattr(aiohttp_conditional._send, "NOSENDFILE", True)
     client = await serve(
         ConditionalFileResponse, site / "hello.txt", use_executor=False, chunk_size=7
     )
@@ -1002,7 +1008,7 @@ async def test_answers_without_body_run_one_job_and_open_nothing(
     responses: list[ConditionalFileResponse] = []
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        responses.append(ConditionalFileResponse(path))
+        responses.append(ConditionalFileResponse(path, use_executor=True))
         return responses[-1]
 
     app = web.Application()
@@ -1011,7 +1017,7 @@ async def test_answers_without_body_run_one_job_and_open_nothing(
     opened.clear()
     async with client.get("/f", headers=headers) as resp:
         assert resp.status == status
-    assert executor.jobs == ["_evaluate"]
+    assert executor.jobs == ["executor_job"]
     assert opened == []
     assert responses[0].state is state
 
@@ -1025,10 +1031,10 @@ async def test_403_and_404_run_one_job_and_open_nothing(
     name: str,
 ) -> None:
     (tmp_path / "sub").mkdir()
-    client = await serve(ConditionalFileResponse, tmp_path / name)
+    client = await serve(ConditionalFileResponse, tmp_path / name, use_executor=True)
     status, _, _ = await get(client)
     assert status in (403, 404)
-    assert executor.jobs == ["_evaluate"]
+    assert executor.jobs == ["executor_job"]
     assert opened == []
 
 
@@ -1037,13 +1043,13 @@ async def test_a_small_body_is_read_and_closed_in_its_one_job(
 ) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"content")
-    client = await serve(ConditionalFileResponse, path)
+    client = await serve(ConditionalFileResponse, path, use_executor=True)
     opened.clear()
     for _ in range(2):
         status, _, body = await get(client, Range="bytes=1-3")
         assert (status, body) == (206, b"ont")
     assert opened == [str(path)] * 2
-    assert executor.jobs == ["_evaluate"] * 2
+    assert executor.jobs == ["executor_job"] * 2
     assert open_descriptors(path) == 0
 
 
@@ -1053,19 +1059,19 @@ async def test_200_opens_the_file_once_in_its_one_job(
     path = tmp_path / "f.bin"
     content = os.urandom(200_000)  # past what the job reads itself: sent from the file
     path.write_bytes(content)
-    client = await serve(ConditionalFileResponse, path)
+    client = await serve(ConditionalFileResponse, path, use_executor=True)
     opened.clear()
     status, _, body = await get(client, Range="bytes=1-100000")
     assert (status, body) == (206, content[1:100001])
     assert opened == [str(path)]
-    assert executor.jobs == ["_evaluate"]
+    assert executor.jobs == ["executor_job"]
     assert open_descriptors(path) == 1  # waiting for a job to close it
     # With no other request coming, one job of its own closes it soon after.
     for _ in range(100):
         await asyncio.sleep(0.05)
         if open_descriptors(path) == 0:
             break
-    assert executor.jobs == ["_evaluate", "close_files"]
+    assert executor.jobs == ["executor_job", "close_files"]
     assert open_descriptors(path) == 0
 
 
@@ -1075,10 +1081,10 @@ async def test_the_next_job_closes_the_files_sent_before(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(aiohttp_conditional._response, "_CLOSE_WITHIN", 3600)
+    monkeypatch.setattr(aiohttp_conditional._jobs, "_CLOSE_WITHIN", 3600)
     path = tmp_path / "f.bin"
     path.write_bytes(os.urandom(200_000))
-    client = await serve(ConditionalFileResponse, path)
+    client = await serve(ConditionalFileResponse, path, use_executor=True)
     for expected_open in (1, 1, 1):
         status, _, _ = await get(client)
         assert status == 200
@@ -1086,7 +1092,7 @@ async def test_the_next_job_closes_the_files_sent_before(
     status, _, _ = await get(client, If_None_Match="*")
     assert status == 304
     assert open_descriptors(path) == 0
-    assert executor.jobs == ["_evaluate"] * 4
+    assert executor.jobs == ["executor_job"] * 4
 
 
 async def test_still_one_open_when_web_file_response_is_ours(
@@ -1144,12 +1150,13 @@ async def serve_decided(
     """Serve path at /f, each answer decided (the file opened) before change() runs."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        response = ConditionalFileResponse(path)
-        response._outcome = response._evaluate(
-            request.method, _conditions(request.headers), None
-        )
+        asked = Asked(request.method, conditions_of(request.headers), None, moment())
+        outcome = look_up(DISK, str(path), Options(), asked)
         change()
-        return response
+        return decided_response(
+            str(path), outcome, chunk_size=256 * 1024, cache_control=None,
+            use_executor=True,
+        )  # fmt: skip
 
     app = web.Application()
     app.router.add_get("/f", handler)
@@ -1167,7 +1174,7 @@ async def test_a_file_that_shrinks_while_sent_cuts_the_connection(
     sendfile: bool,
     ranges: str | None,
 ) -> None:
-    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", not sendfile)
+    monkeypatch.setattr(aiohttp_conditional._send, "NOSENDFILE", not sendfile)
     path = tmp_path / "f.bin"
     path.write_bytes(os.urandom(100_000))
 
@@ -1198,7 +1205,7 @@ async def test_clients_that_leave_mid_download_leave_no_file_open(
     caplog: pytest.LogCaptureFixture,
     sendfile: bool,
 ) -> None:
-    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", not sendfile)
+    monkeypatch.setattr(aiohttp_conditional._send, "NOSENDFILE", not sendfile)
     path = tmp_path / "big.bin"
     with path.open("wb") as file:
         file.truncate(8 * 1024 * 1024)
@@ -1274,14 +1281,10 @@ async def test_a_file_swapped_between_stat_and_open(tmp_path: Path, swap: str) -
     elif swap == "symlink":
         (tmp_path / "elsewhere.txt").write_bytes(b"content")
         path.symlink_to(tmp_path / "elsewhere.txt")
-    response = ConditionalFileResponse(path)
+    asked = Asked("GET", conditions_of(CIMultiDictProxy(CIMultiDict())), None, moment())
     outcome = await asyncio.wait_for(
-        asyncio.to_thread(
-            response._evaluate, "GET", _conditions(CIMultiDictProxy(CIMultiDict())), None,
-            stat_before,
-        ),
-        10,
-    )  # fmt: skip
+        asyncio.to_thread(look_up, DISK, str(path), Options(), asked, stat_before), 10
+    )
     assert outcome.file is None
     assert outcome.decision.state in (
         FileResponseState.NOT_FOUND,
@@ -1302,10 +1305,10 @@ async def test_a_file_rewritten_in_place_while_sent_cuts_the_connection(
     ranges: str | None,
     keep_mtime: bool,
 ) -> None:
-    monkeypatch.setattr(aiohttp_conditional._response, "NOSENDFILE", not sendfile)
+    monkeypatch.setattr(aiohttp_conditional._send, "NOSENDFILE", not sendfile)
     # Every body streamed from the open file, as a small one is when the job saw the
     # file change under its read.
-    monkeypatch.setattr(aiohttp_conditional._response, "_READ_AHEAD", 0)
+    monkeypatch.setattr(aiohttp_conditional._lookup, "READ_AHEAD", 0)
     path = tmp_path / "f.bin"
     path.write_bytes(os.urandom(100_000))
     age(path)
@@ -1515,7 +1518,7 @@ def test_any_conditional_fields_get_an_allowed_answer(
 
 def test_the_closer_of_sent_files_does_not_keep_its_loop_alive() -> None:
     loop = asyncio.new_event_loop()
-    aiohttp_conditional._response.closer(loop)
+    aiohttp_conditional._jobs.closer(loop)
     alive = weakref.ref(loop)
     loop.close()
     del loop

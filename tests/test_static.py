@@ -446,9 +446,9 @@ def syscalls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, bool]]:
 @pytest.mark.parametrize(
     ("headers", "status", "jobs", "opens"),
     [
-        ({"If-None-Match": "*"}, 304, ["_answer"], 0),
-        ({"If-Match": '"x"'}, 412, ["_answer"], 0),
-        ({}, 200, ["_answer"], 1),  # a small body: read and closed in the job
+        ({"If-None-Match": "*"}, 304, ["executor_job"], 0),
+        ({"If-Match": '"x"'}, 412, ["executor_job"], 0),
+        ({}, 200, ["executor_job"], 1),  # a small body: read and closed in the job
     ],
     ids=["304", "412", "200"],
 )
@@ -463,7 +463,7 @@ async def test_one_job_and_no_second_stat(
     opens: int,
 ) -> None:
     app = web.Application()
-    add_static(app, "/static", tree)
+    add_static(app, "/static", tree, use_executor=True)
     client = await aiohttp_client(app)
     syscalls.clear()
     async with client.get(

@@ -1,0 +1,313 @@
+"""The platform seam: file-system calls that may block, and those that never do.
+
+A request's file work is written once, against a `FileSystem`.  `DISK` is the plain
+calls, for an executor job (or for the event loop when the caller asks for it).
+`CACHE` answers only from the kernel's caches, for the event loop: on Linux 5.12 and
+later, ``openat2(2)`` with ``RESOLVE_CACHED`` walks a path only through the dentry
+cache and fails with ``EAGAIN`` where a step would need I/O, a name known to be
+missing answering ``ENOENT`` at once; ``preadv2(2)`` with ``RWF_NOWAIT`` reads only
+what the page cache holds.  Attributes are asked of a file only on a local file
+system, where they live in memory with its inode: a network or FUSE file system may
+ask its server even for a cached name.  Anything `CACHE` cannot answer so raises
+`WouldBlock`, and the whole request goes to the executor job instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import platform
+import select
+import struct
+import sys
+import threading
+from typing import Any, Final
+
+__all__ = (
+    "CACHE",
+    "CACHED_LOOKUPS",
+    "DISK",
+    "LOCAL_FILE_SYSTEMS",
+    "FileSystem",
+    "WouldBlock",
+)
+
+_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+
+# File systems whose attributes and cached names live in memory with the inode, so
+# that reading them never waits on a device or a server.  overlay counts: its layers
+# are local directories wherever containers use it.
+LOCAL_FILE_SYSTEMS: Final = frozenset(
+    {
+        "bcachefs",
+        "btrfs",
+        "erofs",
+        "exfat",
+        "ext2",
+        "ext3",
+        "ext4",
+        "f2fs",
+        "hfsplus",
+        "iso9660",
+        "jfs",
+        "msdos",
+        "ntfs3",
+        "overlay",
+        "ramfs",
+        "squashfs",
+        "tmpfs",
+        "udf",
+        "vfat",
+        "xfs",
+        "zfs",
+    }
+)
+
+
+class WouldBlock(Exception):
+    """The kernel cannot answer from its caches: the work must run where it may wait.
+
+    Not an OSError, so that no handler of a missing or unreadable file takes it.
+    """
+
+
+class FileSystem:
+    """The calls a request's file work makes, each as the plain ``os`` call does.
+
+    This one may block: for executor jobs, or the event loop when asked for.
+    """
+
+    #: Whether calls may wait for a disk or a server.
+    may_block: bool = True
+
+    def stat(self, path: str) -> os.stat_result:
+        """Return the stat of a path, following a symlink."""
+        return os.stat(path)
+
+    def lstat(self, path: str) -> os.stat_result:
+        """Return the stat of a path, not following a symlink at its end."""
+        return os.lstat(path)
+
+    def probe(self, path: str) -> os.stat_result | None:
+        """Return the lstat of a path, or None when nothing is there."""
+        # Most files have no variants: asking first is cheaper than a failing lstat.
+        if not os.access(path, os.F_OK, follow_symlinks=False):
+            return None
+        return os.lstat(path)
+
+    def open(self, path: str, flags: int) -> int:
+        """Open a path for reading with extra ``flags``; return the descriptor."""
+        return os.open(path, _OPEN_FLAGS | flags)
+
+    def read(self, fd: int, size: int, offset: int) -> bytes:
+        """Read up to ``size`` bytes at ``offset``: fewer only at the end of the file."""
+        return os.pread(fd, size, offset)
+
+
+DISK: Final = FileSystem()
+
+
+def _machine_has_openat2() -> bool:
+    # openat2 has the same number on every architecture that numbers its system calls
+    # alike (all since Linux 5.1); elsewhere it is not looked for.
+    return sys.platform == "linux" and platform.machine() in {
+        "aarch64",
+        "armv7l",
+        "i686",
+        "ppc64le",
+        "riscv64",
+        "s390x",
+        "x86_64",
+    }
+
+
+_SYS_OPENAT2: Final = 437
+_AT_FDCWD: Final = -100
+_AT_EMPTY_PATH: Final = 0x1000
+_AT_STATX_DONT_SYNC: Final = 0x4000
+_RESOLVE_CACHED: Final = 0x20
+_O_PATH: Final = getattr(os, "O_PATH", 0)
+# struct statx: stx_dev_major and stx_dev_minor, the device the file lives on.
+_STATX_SIZE: Final = 256
+_STATX_DEVICE: Final = struct.Struct("II")
+_STATX_DEVICE_OFFSET: Final = 0x88
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
+    )
+
+
+class _Mounts:
+    """Which devices hold a local file system, from ``/proc/self/mountinfo``.
+
+    Read again whenever the kernel reports that the mount table changed (a device
+    number is reused once its file system is gone), which costs one epoll call a
+    request; an unknown device is never local.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local: frozenset[int] = frozenset()
+        self._fd = os.open("/proc/self/mountinfo", _OPEN_FLAGS)
+        self._changes = select.epoll()
+        self._changes.register(self._fd, select.EPOLLPRI | select.EPOLLERR)
+        self._reread()
+
+    def _reread(self) -> None:
+        with self._lock:
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            chunks = []
+            while chunk := os.read(self._fd, 65536):
+                chunks.append(chunk)
+            local = set()
+            for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
+                # ID parent major:minor root mountpoint options [tags] - type ...
+                fields = line.split()
+                with contextlib.suppress(ValueError, IndexError):
+                    major, minor = fields[2].split(":")
+                    fs_type = fields[fields.index("-") + 1]
+                    if fs_type in LOCAL_FILE_SYSTEMS:
+                        local.add(os.makedev(int(major), int(minor)))
+            self._local = frozenset(local)
+
+    def refresh(self) -> None:
+        """Read the mount table again if it changed since it was last read."""
+        if self._changes.poll(0):
+            self._reread()
+
+    def is_local(self, device: int) -> bool:
+        """Tell whether a device (``st_dev``) holds a local file system."""
+        return device in self._local
+
+
+class _CachedFileSystem(FileSystem):
+    """Answer only from the kernel's caches, on local file systems; else WouldBlock."""
+
+    may_block = False
+
+    def __init__(self, openat2: Any, statx: Any) -> None:
+        self._openat2 = openat2
+        self._statx = statx
+        self.mounts = _Mounts()
+
+    def _open(self, path: str, flags: int) -> int:
+        """Open a path through the dentry cache only, on a local file system."""
+        self.mounts.refresh()
+        how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
+        fd: int = self._openat2(
+            _SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), ctypes.byref(how), 24
+        )
+        if fd < 0:
+            code = ctypes.get_errno()
+            if code in (errno.EAGAIN, errno.ENOSYS, errno.EPERM):
+                raise WouldBlock(path)
+            raise OSError(code, os.strerror(code), path)
+        try:
+            # DONT_SYNC: the device, as cached, without asking any server.
+            buffer = ctypes.create_string_buffer(_STATX_SIZE)
+            if self._statx(fd, b"", _AT_EMPTY_PATH | _AT_STATX_DONT_SYNC, 0, buffer):
+                raise WouldBlock(path)
+            major, minor = _STATX_DEVICE.unpack_from(buffer, _STATX_DEVICE_OFFSET)
+            if not self.mounts.is_local(os.makedev(major, minor)):
+                raise WouldBlock(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _stat(self, path: str, flags: int) -> os.stat_result:
+        fd = self._open(path, _O_PATH | flags)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def stat(self, path: str) -> os.stat_result:
+        """Return the stat of a path, following a symlink, from the caches only."""
+        return self._stat(path, 0)
+
+    def lstat(self, path: str) -> os.stat_result:
+        """Return the lstat of a path from the caches only."""
+        return self._stat(path, _NOFOLLOW)
+
+    def probe(self, path: str) -> os.stat_result | None:
+        """Return the lstat of a path, or None when the cache knows it is missing."""
+        try:
+            return self._stat(path, _NOFOLLOW)
+        except FileNotFoundError:
+            return None
+
+    def open(self, path: str, flags: int) -> int:
+        """Open a path for reading from the caches only."""
+        # As os.open() does, so that audit hooks see every file opened.
+        sys.audit("open", path, None, flags)
+        return self._open(path, os.O_RDONLY | flags)
+
+    def read(self, fd: int, size: int, offset: int) -> bytes:
+        """Read exactly ``size`` bytes at ``offset`` from the page cache only."""
+        buffer = bytearray(size)
+        try:
+            count = os.preadv(fd, [buffer], offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            raise WouldBlock(fd) from None
+        except OSError as error:
+            if error.errno == errno.EOPNOTSUPP:
+                raise WouldBlock(fd) from None
+            raise
+        if count < size:
+            # Partly cached, or the file shrank: the job finds out which.
+            raise WouldBlock(fd)
+        return bytes(buffer)
+
+
+def _cached_file_system() -> _CachedFileSystem | None:
+    """Return the cached-only file system, or None where the kernel offers none."""
+    if not _machine_has_openat2() or not hasattr(os, "RWF_NOWAIT") or not _O_PATH:
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        openat2 = libc.syscall
+        statx = libc.statx
+    except (OSError, AttributeError):
+        return None  # a C library without statx (musl before 1.2.5)
+    openat2.restype = ctypes.c_long
+    openat2.argtypes = (
+        ctypes.c_long,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+    )
+    statx.restype = ctypes.c_int
+    statx.argtypes = (
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+    )
+    # Older kernels answer ENOSYS, or EINVAL for RESOLVE_CACHED; a seccomp profile
+    # may answer EPERM or ENOSYS: then every request takes the job.
+    how = _OpenHow(_O_PATH | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
+    fd = openat2(_SYS_OPENAT2, _AT_FDCWD, b"/", ctypes.byref(how), 24)
+    if fd < 0:
+        return None
+    os.close(fd)
+    try:
+        return _CachedFileSystem(openat2, statx)
+    except OSError:
+        return None  # no /proc to tell local file systems by
+
+
+_CACHE: Final = _cached_file_system()
+#: Whether the kernel answers cached-only lookups here.
+CACHED_LOOKUPS: Final = _CACHE is not None
+#: The cached-only file system; DISK where there is none (never used then).
+CACHE: Final[FileSystem] = _CACHE if _CACHE is not None else DISK
