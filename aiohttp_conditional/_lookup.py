@@ -187,6 +187,13 @@ def _open(
                 file.close()
                 return outcome
         data = _read_ahead(fs, file, asked.method, outcome)
+        if (
+            data is not None
+            and not fs.may_block
+            and os.fstat(file.fileno()).st_nlink == 0
+        ):
+            # Unlinked meanwhile: this close may be its last, which frees its blocks.
+            raise WouldBlock(variant.path)
     except BaseException:
         file.close()
         raise

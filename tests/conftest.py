@@ -57,6 +57,8 @@ def default_use_executor(pytestconfig: pytest.Config) -> Iterator[object]:
     defaults["use_executor"] = value
     yield value
     defaults["use_executor"] = saved
+
+
 Client = TestClient[web.Request, web.Application]
 
 
@@ -137,6 +139,20 @@ def age(*paths: Path) -> None:
     )
     while (wait := stable - fs_now_ns()) > 0:
         time.sleep(wait / 1e9 + 0.005)
+
+
+def drop_caches() -> None:
+    """Have the kernel forget its cached names, inodes and pages, as after a reboot.
+
+    Only root may; the test is skipped elsewhere.  Dirty pages are written first, or
+    the kernel would keep them.
+    """
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as control:
+            control.write("3")
+    except OSError as error:
+        pytest.skip(f"the kernel's caches cannot be dropped here: {error}")
 
 
 def open_descriptors(path: Path) -> int:

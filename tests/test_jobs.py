@@ -1,0 +1,212 @@
+"""Where the file work of a request runs, counted: executor jobs, and opens."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.pytest_plugin import AiohttpClient
+
+from aiohttp_conditional import ConditionalFileResponse, add_static
+from aiohttp_conditional._jobs import check_use_executor
+from aiohttp_conditional._kernel import CACHED_LOOKUPS
+
+from .conftest import Client, CountingExecutor, age, drop_caches, open_descriptors
+
+needs_cached_lookups = pytest.mark.skipif(
+    not CACHED_LOOKUPS, reason="no openat2(RESOLVE_CACHED) on this kernel"
+)
+BODY = b"<p>a page</p>\n" * 50
+
+
+async def serve_both(
+    aiohttp_client: AiohttpClient, root: Path, **options: Any
+) -> Client:
+    """Serve root/name from a handler at /h/name and from add_static at /s/name."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return ConditionalFileResponse(root / request.match_info["name"], **options)
+
+    app = web.Application()
+    app.router.add_get("/h/{name}", handler)
+    add_static(app, "/s", root, **options)
+    return await aiohttp_client(app)
+
+
+async def ask(client: Client, url: str, **headers: str) -> tuple[int, bytes, str]:
+    fields = {name.replace("_", "-"): value for name, value in headers.items()}
+    async with client.get(url, headers=fields) as resp:
+        return resp.status, await resp.read(), resp.headers.get("ETag", "")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "page.html").write_bytes(BODY)
+    (root / "app.js").write_bytes(b"x" * 1000)
+    (root / "app.js.gz").write_bytes(gzip.compress(b"x" * 1000))
+    age(root / "page.html", root / "app.js", root / "app.js.gz")
+    return root
+
+
+@needs_cached_lookups
+@pytest.mark.parametrize("route", ["h", "s"], ids=["handler", "add_static"])
+async def test_warm_requests_take_no_job(
+    aiohttp_client: AiohttpClient,
+    executor: CountingExecutor,
+    opened: list[str],
+    site: Path,
+    route: str,
+) -> None:
+    client = await serve_both(aiohttp_client, site)
+    url = f"/{route}/page.html"
+    status, body, etag = await ask(client, url)  # the first may need the disk
+    assert (status, body) == (200, BODY)
+    executor.jobs.clear()
+    opened.clear()
+    for _ in range(3):
+        assert await ask(client, url, If_None_Match=etag) == (304, b"", etag)
+        assert await ask(client, url) == (200, BODY, etag)
+        assert await ask(client, url, Range="bytes=3-5") == (206, BODY[3:6], etag)
+    # The missing variants are known missing to the kernel: no job for them either.
+    assert executor.jobs == []
+    assert opened == [str(site / "page.html")] * 6  # only to send, never for a 304
+    assert open_descriptors(site / "page.html") == 0
+
+
+@needs_cached_lookups
+@pytest.mark.parametrize("route", ["h", "s"], ids=["handler", "add_static"])
+async def test_a_variant_is_chosen_from_the_caches(
+    aiohttp_client: AiohttpClient,
+    executor: CountingExecutor,
+    site: Path,
+    route: str,
+) -> None:
+    client = await serve_both(aiohttp_client, site)
+    url = f"/{route}/app.js"
+    await ask(client, url, Accept_Encoding="br, gzip")
+    executor.jobs.clear()
+    for _ in range(3):
+        async with client.get(
+            url, headers={"Accept-Encoding": "br, gzip"}, auto_decompress=False
+        ) as resp:
+            assert resp.headers["Content-Encoding"] == "gzip"
+            assert resp.headers["Vary"] == "Accept-Encoding"
+            assert gzip.decompress(await resp.read()) == b"x" * 1000
+    assert executor.jobs == []
+
+
+@needs_cached_lookups
+@pytest.mark.parametrize("route", ["h", "s"], ids=["handler", "add_static"])
+@pytest.mark.parametrize("kind", ["304", "200"])
+async def test_after_the_caches_are_dropped_one_job_answers(
+    aiohttp_client: AiohttpClient,
+    executor: CountingExecutor,
+    site: Path,
+    route: str,
+    kind: str,
+) -> None:
+    client = await serve_both(aiohttp_client, site)
+    url = f"/{route}/page.html"
+    _, _, etag = await ask(client, url)
+    headers = {"If-None-Match": etag} if kind == "304" else {}
+    expected = (304, b"", etag) if kind == "304" else (200, BODY, etag)
+    drop_caches()
+    executor.jobs.clear()
+    assert await ask(client, url, **headers) == expected
+    assert executor.jobs == ["executor_job"]
+    # The job brought names, inodes and pages back: the next is answered on the loop.
+    assert await ask(client, url, **headers) == expected
+    assert executor.jobs == ["executor_job"]
+
+
+@needs_cached_lookups
+async def test_pages_not_cached_are_read_in_the_job(
+    aiohttp_client: AiohttpClient, executor: CountingExecutor, site: Path
+) -> None:
+    client = await serve_both(aiohttp_client, site)
+    await ask(client, "/h/page.html")
+    drop_caches()
+    for name in ("page.html", "page.html.br", "page.html.zst", "page.html.gz"):
+        (site / name).exists()  # names and inodes back, the page not
+    executor.jobs.clear()
+    assert (await ask(client, "/h/page.html"))[:2] == (200, BODY)
+    assert executor.jobs == ["executor_job"]
+
+
+async def test_a_file_system_not_known_to_be_local_always_takes_the_job(
+    aiohttp_client: AiohttpClient, executor: CountingExecutor
+) -> None:
+    # procfs stands for any file system off the list of local ones, such as NFS.
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return ConditionalFileResponse(
+            "/proc/self/status", use_executor="auto", precompressed=()
+        )
+
+    app = web.Application()
+    app.router.add_get("/v", handler)
+    client = await aiohttp_client(app)
+    for _ in range(3):
+        status, _, _ = await ask(client, "/v")
+        assert status == 200
+    assert executor.jobs == ["executor_job"] * 3
+
+
+@needs_cached_lookups
+async def test_a_content_hash_is_computed_in_the_job_then_reused(
+    aiohttp_client: AiohttpClient, executor: CountingExecutor, site: Path
+) -> None:
+    client = await serve_both(aiohttp_client, site, etag="content")
+    _, _, etag = await ask(client, "/h/page.html")
+    assert etag.startswith('"') and len(etag) == 46
+    assert executor.jobs == ["executor_job"]
+    assert await ask(client, "/h/page.html", If_None_Match=etag) == (304, b"", etag)
+    assert await ask(client, "/s/page.html", If_None_Match=etag) == (304, b"", etag)
+    assert executor.jobs == ["executor_job"]
+
+
+async def test_a_callers_etag_function_runs_in_the_job(
+    aiohttp_client: AiohttpClient, executor: CountingExecutor, site: Path
+) -> None:
+    client = await serve_both(aiohttp_client, site, etag=lambda path, st: "mine")
+    for _ in range(2):
+        assert await ask(client, "/h/page.html", If_None_Match='"mine"') == (
+            304,
+            b"",
+            '"mine"',
+        )
+    assert executor.jobs == ["executor_job"] * 2
+
+
+@pytest.mark.parametrize(
+    ("use_executor", "jobs"), [(True, 2), (False, 0)], ids=["True", "False"]
+)
+async def test_the_caller_can_choose_where(
+    aiohttp_client: AiohttpClient,
+    executor: CountingExecutor,
+    site: Path,
+    use_executor: bool,
+    jobs: int,
+) -> None:
+    client = await serve_both(aiohttp_client, site, use_executor=use_executor)
+    await ask(client, "/h/page.html")
+    await ask(client, "/s/page.html")
+    await asyncio.sleep(0)
+    assert executor.jobs == ["executor_job"] * jobs
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "AUTO"])
+def test_a_bad_use_executor_fails_where_it_is_given(
+    value: object, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="use_executor"):
+        check_use_executor(value)
+    with pytest.raises(ValueError, match="use_executor"):
+        ConditionalFileResponse(tmp_path, use_executor=value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="use_executor"):
+        add_static(web.Application(), "/s", tmp_path, use_executor=value)

@@ -1,0 +1,150 @@
+"""The cached-only file system, against the real kernel: what it answers, and when not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aiohttp_conditional import _kernel
+from aiohttp_conditional._kernel import CACHE, CACHED_LOOKUPS, DISK, WouldBlock
+
+from .conftest import drop_caches
+
+pytestmark = pytest.mark.skipif(
+    not CACHED_LOOKUPS, reason="no openat2(RESOLVE_CACHED) on this kernel"
+)
+
+
+def test_a_cached_file_is_stated_as_os_stat_does(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    (tmp_path / "link").symlink_to(path)
+    assert CACHE.stat(str(path)) == os.stat(path)
+    assert CACHE.stat(str(tmp_path / "link")) == os.stat(path)
+    assert CACHE.lstat(str(tmp_path / "link")) == os.lstat(tmp_path / "link")
+    assert CACHE.probe(str(path)) == DISK.probe(str(path))
+
+
+def test_a_missing_name_is_known_only_once_looked_up(tmp_path: Path) -> None:
+    missing = str(tmp_path / "f.txt.gz")
+    # Never looked up: the kernel would have to read the directory to know.
+    with pytest.raises(WouldBlock):
+        CACHE.probe(missing)
+    assert DISK.probe(missing) is None  # a real lookup caches the miss
+    assert CACHE.probe(missing) is None
+    with pytest.raises(FileNotFoundError):
+        CACHE.stat(missing)
+
+
+def test_nothing_is_answered_after_the_caches_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x" * 5000)
+    drop_caches()
+    with pytest.raises(WouldBlock):
+        CACHE.stat(str(path))
+    os.stat(path)
+    fd = CACHE.open(str(path), 0)
+    try:
+        with pytest.raises(WouldBlock):
+            CACHE.read(fd, 5000, 0)  # the inode is back, its pages are not
+        os.pread(fd, 5000, 0)
+        assert CACHE.read(fd, 5000, 0) == b"x" * 5000
+    finally:
+        os.close(fd)
+
+
+def test_a_short_read_is_left_to_the_job(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    fd = CACHE.open(str(path), 0)
+    try:
+        with pytest.raises(WouldBlock):
+            CACHE.read(fd, 100, 0)  # shrank, or partly cached: the job tells which
+    finally:
+        os.close(fd)
+
+
+def test_a_file_system_not_known_to_be_local_is_never_asked() -> None:
+    # procfs is not on the list: its files are cached names like any other, but a
+    # file system off the list (a network or FUSE one) may ask its server.
+    os.stat("/proc/self/status")
+    with pytest.raises(WouldBlock):
+        CACHE.stat("/proc/self/status")
+    assert "nfs" not in _kernel.LOCAL_FILE_SYSTEMS
+    assert "fuse" not in _kernel.LOCAL_FILE_SYSTEMS
+
+
+def test_a_file_system_mounted_later_is_recognised(tmp_path: Path) -> None:
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "tmpfs", str(mount)], capture_output=True
+    )
+    if result.returncode:
+        pytest.skip(f"cannot mount here: {result.stderr.decode().strip()}")
+    try:
+        (mount / "f.txt").write_bytes(b"content")
+        assert CACHE.stat(str(mount / "f.txt")).st_size == 7
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    # The same path is on the parent's file system again, and known to be local.
+    os.stat(mount)
+    assert CACHE.stat(str(mount)) == os.stat(mount)
+
+
+# A seccomp filter that answers ENOSYS for openat2 (437), as some container runtimes'
+# default profiles do, installed in a child process before it imports the library.
+_SECCOMP = """
+import ctypes, struct
+libc = ctypes.CDLL(None, use_errno=True)
+program = b"".join([
+    struct.pack("HBBI", 0x20, 0, 0, 0),  # load the system call's number
+    struct.pack("HBBI", 0x15, 0, 1, 437),  # openat2?
+    struct.pack("HBBI", 0x06, 0, 0, 0x00050000 | 38),  # then fail with ENOSYS
+    struct.pack("HBBI", 0x06, 0, 0, 0x7FFF0000),  # else allow
+])
+buffer = ctypes.create_string_buffer(program)
+fprog = struct.pack("HxxxxxxQ", len(program) // 8, ctypes.addressof(buffer))
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.c_char_p(fprog), 0, 0) == 0, ctypes.get_errno()
+"""
+
+
+def test_without_openat2_every_request_takes_the_job(tmp_path: Path) -> None:
+    check = textwrap.dedent(
+        """
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+        from aiohttp_conditional import _jobs, _kernel
+
+        assert not _kernel.CACHED_LOOKUPS
+        jobs = []
+
+        class Counting(ThreadPoolExecutor):
+            def submit(self, fn, /, *args, **kwargs):
+                jobs.append(fn.__name__)
+                return super().submit(fn, *args, **kwargs)
+
+        async def main():
+            asyncio.get_running_loop().set_default_executor(Counting())
+            for _ in range(3):
+                assert await _jobs.run("auto", lambda fs: fs.may_block)
+
+        asyncio.run(main())
+        assert jobs == ["executor_job"] * 3, jobs
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _SECCOMP + check],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
