@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import socket
 import subprocess
 import sys
@@ -16,8 +17,8 @@ IMPLS: Final = (
     "upstream-static",
     "ours-handler",
     "ours-static",
-    "ours-handler-on-loop",
-    "ours-static-on-loop",
+    "ours-handler-executor",
+    "ours-static-executor",
     "ours-static-content-etag",
     "floor",
 )
@@ -36,8 +37,8 @@ BASELINE: Final = {
     "ours-handler": "upstream-handler",
     "upstream-static": "upstream-static",
     "ours-static": "upstream-static",
-    "ours-handler-on-loop": "upstream-handler",
-    "ours-static-on-loop": "upstream-static",
+    "ours-handler-executor": "upstream-handler",
+    "ours-static-executor": "upstream-static",
     "ours-static-content-etag": "upstream-static",
     "floor": "upstream-handler",
 }
@@ -114,6 +115,74 @@ class Client:
             while got < total:
                 got += self.sock.recv_into(self.view[got:])
         return head
+
+
+class Load:
+    """Keep-alive connections that each send a request as soon as the last is read.
+
+    As wrk does, with one thread: the server always has ``connections`` requests in
+    hand, so what is measured is its throughput, not one request's round trip.
+    """
+
+    def __init__(self, port: int, connections: int) -> None:
+        self.socks = []
+        for _ in range(connections):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            self.socks.append(sock)
+        self.selector = selectors.DefaultSelector()
+        for sock in self.socks:
+            self.selector.register(sock, selectors.EVENT_READ)
+
+    def close(self) -> None:
+        self.selector.close()
+        for sock in self.socks:
+            sock.close()
+
+    def run(self, raw: bytes, has_body: bool, seconds: float) -> float:
+        """Send ``raw`` on every connection for ``seconds``; return responses a second."""
+        pending = {sock: bytearray() for sock in self.socks}
+        for sock in self.socks:
+            sock.sendall(raw)
+        done = 0
+        start = time.perf_counter()
+        deadline = start + seconds
+        while True:
+            for key, _ in self.selector.select():
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                data = pending[ready]
+                data += ready.recv(1 << 20)
+                if not _complete(data, has_body):
+                    continue
+                done += 1
+                data.clear()
+                if time.perf_counter() < deadline:
+                    ready.sendall(raw)
+                else:
+                    del pending[ready]
+            if not pending:
+                return done / (time.perf_counter() - start)
+
+
+def _complete(data: bytearray, has_body: bool) -> bool:
+    """Tell whether ``data`` holds one whole response (and no more is expected)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    if not has_body or data.startswith((b"HTTP/1.1 304", b"HTTP/1.1 412")):
+        return True
+    match = _CONTENT_LENGTH.search(data, 0, end + 2)
+    return len(data) >= end + 4 + (int(match[1]) if match else 0)
+
+
+def pin(server_pid: int) -> None:
+    """Give the server one core and this process the others, where there are two."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:
+        os.sched_setaffinity(server_pid, cores[:1])
+        os.sched_setaffinity(0, cores[1:])
 
 
 def build_request(impl: str, scenario: str, validators: dict[str, bytes]) -> bytes:

@@ -25,9 +25,9 @@ def make_app(root: Path) -> web.Application:
     async def ours(request: web.Request) -> web.StreamResponse:
         return ConditionalFileResponse(prefix + request.match_info["name"])
 
-    async def ours_on_loop(request: web.Request) -> web.StreamResponse:
+    async def ours_in_executor(request: web.Request) -> web.StreamResponse:
         path = prefix + request.match_info["name"]
-        return ConditionalFileResponse(path, use_executor=False)
+        return ConditionalFileResponse(path, use_executor=True)
 
     async def floor(request: web.Request) -> web.StreamResponse:
         # The least any file response can cost inside aiohttp: no disk, no validators.
@@ -38,8 +38,8 @@ def make_app(root: Path) -> web.Application:
     app.router.add_static("/upstream-static", root)
     app.router.add_route("*", "/ours-handler/{name}", ours)
     add_static(app, "/ours-static", root)
-    app.router.add_route("*", "/ours-handler-on-loop/{name}", ours_on_loop)
-    add_static(app, "/ours-static-on-loop", root, use_executor=False)
+    app.router.add_route("*", "/ours-handler-executor/{name}", ours_in_executor)
+    add_static(app, "/ours-static-executor", root, use_executor=True)
     add_static(app, "/ours-static-content-etag", root, etag="content")
     app.router.add_route("*", "/floor/{name}", floor)
     return app

@@ -5,8 +5,10 @@ implementation times batches of requests, interleaved (each repetition runs ever
 scenario of every implementation once) so that a noisy neighbour hurts all alike.  The
 table gives each median time per request and its speed relative to upstream (the
 handler for handlers, add_static for add_static) and to the floor, a bare 304 with no
-disk access; above 1.00x is faster.  Then the server's memory and open descriptors are
-checked over a long run of mixed requests.
+disk access; above 1.00x is faster.  A second table gives the throughput with several
+connections at once (as ``wrk -c4`` would), the server pinned to one core and the
+client to the other.  Then the server's memory and open descriptors are checked over a
+long run of mixed requests.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from ._common import (
     IMPLS,
     SCENARIOS,
     Client,
+    Load,
     Server,
     applies,
     build_request,
     make_files,
+    pin,
     validators_of,
 )
 
@@ -55,6 +59,58 @@ def measure_batches(
     for client in clients.values():
         client.close()
     return results
+
+
+def measure_throughput(
+    server: Server, repetitions: int, connections: int, seconds: float
+) -> dict[tuple[str, str], list[float]]:
+    """Return responses a second of each (scenario, impl), one value per repetition."""
+    requests = {}
+    for impl in IMPLS:
+        client = Client(server.port)
+        validators = validators_of(client, impl)
+        client.close()
+        for scenario in SCENARIOS:
+            if applies(impl, scenario):
+                raw = build_request(impl, scenario, validators)
+                requests[scenario, impl] = (raw, scenario != "head")
+    results: dict[tuple[str, str], list[float]] = {key: [] for key in requests}
+    load = Load(server.port, connections)
+    try:
+        for _ in range(repetitions):
+            for (scenario, impl), (raw, has_body) in requests.items():
+                results[scenario, impl].append(load.run(raw, has_body, seconds))
+    finally:
+        load.close()
+    return results
+
+
+def print_table(
+    title: str, medians: dict[tuple[str, str], float], unit: str, faster: str
+) -> None:
+    """Print one row per (scenario, impl) with its ratios to upstream and the floor."""
+    print(title)
+    print(
+        f"{'scenario':23} {'implementation':25} {unit:>10} "
+        f"{'vs upstream':>12} {'vs floor':>9}"
+    )
+    for scenario in SCENARIOS:
+        floor = medians.get((scenario, "floor"))
+        for impl in IMPLS:
+            if (scenario, impl) not in medians:
+                continue
+            value = medians[scenario, impl]
+            baseline = medians[scenario, BASELINE[impl]]
+            # Above 1.00x is better: less time, or more responses a second.
+            ratio = (baseline / value) if faster == "less" else (value / baseline)
+            versus_floor = ""
+            if floor:
+                versus_floor = (
+                    f"{(floor / value) if faster == 'less' else (value / floor):8.2f}x"
+                )
+            shown = f"{value * 1e6:8.1f}us" if faster == "less" else f"{value:10.0f}"
+            print(f"{scenario:23} {impl:25} {shown} {ratio:11.2f}x {versus_floor}")
+    print()
 
 
 def check_memory(server: Server, total: int) -> list[str]:
@@ -87,32 +143,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, default=7)
     parser.add_argument("--batch", type=int, default=200, help="requests per timing")
     parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument(
+        "--connections", type=int, default=4, help="connections for the throughput"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=0.25, help="seconds per throughput sample"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         server = Server(make_files(Path(tmp)))
+        pin(server.process.pid)
         try:
-            results = measure_batches(server, args.repetitions, args.batch)
+            latency = measure_batches(server, args.repetitions, args.batch)
+            throughput = measure_throughput(
+                server, args.repetitions, args.connections, args.seconds
+            )
             memory = check_memory(server, args.memory_requests)
         finally:
             server.stop()
-    medians = {key: statistics.median(values) for key, values in results.items()}
-    print(
-        f"{'scenario':23} {'implementation':25} {'median':>10} "
-        f"{'vs upstream':>12} {'vs floor':>9}"
+    print_table(
+        "Latency: one connection, median time per request",
+        {key: statistics.median(values) for key, values in latency.items()},
+        "median",
+        "less",
     )
-    for scenario in SCENARIOS:
-        floor = medians.get((scenario, "floor"))
-        for impl in IMPLS:
-            if (scenario, impl) not in medians:
-                continue
-            median = medians[scenario, impl]
-            baseline = medians[scenario, BASELINE[impl]]
-            versus_floor = f"{floor / median:8.2f}x" if floor else f"{'':9}"
-            print(
-                f"{scenario:23} {impl:25} {median * 1e6:8.1f}us "
-                f"{baseline / median:11.2f}x {versus_floor}"
-            )
-    print()
+    print_table(
+        f"Throughput: {args.connections} connections, median responses a second",
+        {key: statistics.median(values) for key, values in throughput.items()},
+        "per second",
+        "more",
+    )
     print("\n".join(memory))
     return 0
 
