@@ -43,6 +43,7 @@ async def run(use_executor: UseExecutor, work: Callable[[FileSystem], _T]) -> _T
     if use_executor is False:
         return work(DISK)
     if use_executor == "auto" and CACHED_LOOKUPS:
+        CACHE.refresh()
         try:
             return work(CACHE)
         except WouldBlock:

@@ -83,6 +83,9 @@ class FileSystem:
     #: Whether calls may wait for a disk or a server.
     may_block: bool = True
 
+    def refresh(self) -> None:
+        """Learn of file systems mounted or gone since the last call: once a request."""
+
     def stat(self, path: str) -> os.stat_result:
         """Return the stat of a path, following a symlink."""
         return os.stat(path)
@@ -134,6 +137,9 @@ _O_PATH: Final = getattr(os, "O_PATH", 0)
 _STATX_SIZE: Final = 256
 _STATX_DEVICE: Final = struct.Struct("II")
 _STATX_DEVICE_OFFSET: Final = 0x88
+_STATX_FLAGS: Final = _AT_EMPTY_PATH | _AT_STATX_DONT_SYNC
+# EPERM and ENOSYS: a seccomp profile may refuse openat2 only now and then.
+_WOULD_BLOCK: Final = frozenset({errno.EAGAIN, errno.ENOSYS, errno.EPERM})
 
 
 class _OpenHow(ctypes.Structure):
@@ -154,7 +160,8 @@ class _Mounts:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._local: frozenset[int] = frozenset()
+        #: (major, minor) of each device that holds a local file system.
+        self.local: frozenset[tuple[int, int]] = frozenset()
         self._fd = os.open("/proc/self/mountinfo", _OPEN_FLAGS)
         self._changes = select.epoll()
         self._changes.register(self._fd, select.EPOLLPRI | select.EPOLLERR)
@@ -174,56 +181,69 @@ class _Mounts:
                     major, minor = fields[2].split(":")
                     fs_type = fields[fields.index("-") + 1]
                     if fs_type in LOCAL_FILE_SYSTEMS:
-                        local.add(os.makedev(int(major), int(minor)))
-            self._local = frozenset(local)
+                        local.add((int(major), int(minor)))
+            self.local = frozenset(local)
 
     def refresh(self) -> None:
         """Read the mount table again if it changed since it was last read."""
         if self._changes.poll(0):
             self._reread()
 
-    def is_local(self, device: int) -> bool:
-        """Tell whether a device (``st_dev``) holds a local file system."""
-        return device in self._local
-
 
 class _CachedFileSystem(FileSystem):
-    """Answer only from the kernel's caches, on local file systems; else WouldBlock."""
+    """Answer only from the kernel's caches, on local file systems; else WouldBlock.
+
+    Each call is written for speed: it is on the event loop of every request.
+    """
 
     may_block = False
 
-    def __init__(self, openat2: Any, statx: Any) -> None:
-        self._openat2 = openat2
+    def __init__(self, syscall: Any, statx: Any) -> None:
+        self._syscall = syscall
         self._statx = statx
+        self._hows: dict[int, Any] = {}
+        self._buffers = threading.local()
         self.mounts = _Mounts()
 
-    def _open(self, path: str, flags: int) -> int:
-        """Open a path through the dentry cache only, on a local file system."""
+    def refresh(self) -> None:
+        """Learn of file systems mounted or gone since the last call: once a request."""
         self.mounts.refresh()
-        how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
-        fd: int = self._openat2(
-            _SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), ctypes.byref(how), 24
-        )
+
+    def _open(self, path: str, flags: int) -> int:
+        """Open a path through the dentry cache only; -errno where that fails."""
+        how = self._hows.get(flags)
+        if how is None:
+            how = self._hows[flags] = ctypes.byref(
+                _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
+            )
+        fd: int = self._syscall(_SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), how, 24)
         if fd < 0:
             code = ctypes.get_errno()
-            if code in (errno.EAGAIN, errno.ENOSYS, errno.EPERM):
+            if code in _WOULD_BLOCK:
                 raise WouldBlock(path)
-            raise OSError(code, os.strerror(code), path)
-        try:
-            # DONT_SYNC: the device, as cached, without asking any server.
-            buffer = ctypes.create_string_buffer(_STATX_SIZE)
-            if self._statx(fd, b"", _AT_EMPTY_PATH | _AT_STATX_DONT_SYNC, 0, buffer):
-                raise WouldBlock(path)
-            major, minor = _STATX_DEVICE.unpack_from(buffer, _STATX_DEVICE_OFFSET)
-            if not self.mounts.is_local(os.makedev(major, minor)):
-                raise WouldBlock(path)
-        except BaseException:
-            os.close(fd)
-            raise
+            return -code
         return fd
 
-    def _stat(self, path: str, flags: int) -> os.stat_result:
-        fd = self._open(path, _O_PATH | flags)
+    def _check_local(self, fd: int, path: str) -> None:
+        """Raise WouldBlock, closing ``fd``, unless it is on a local file system."""
+        buffer = getattr(self._buffers, "statx", None)
+        if buffer is None:
+            buffer = self._buffers.statx = ctypes.create_string_buffer(_STATX_SIZE)
+        # DONT_SYNC: the device, as cached, without asking any server.
+        if self._statx(fd, b"", _STATX_FLAGS, 0, buffer) or (
+            _STATX_DEVICE.unpack_from(buffer, _STATX_DEVICE_OFFSET)
+            not in self.mounts.local
+        ):
+            os.close(fd)
+            raise WouldBlock(path)
+
+    def _stat(self, path: str, flags: int) -> os.stat_result | None:
+        fd = self._open(path, flags)
+        if fd < 0:
+            if fd == -errno.ENOENT:
+                return None
+            raise OSError(-fd, os.strerror(-fd), path)
+        self._check_local(fd, path)
         try:
             return os.fstat(fd)
         finally:
@@ -231,24 +251,31 @@ class _CachedFileSystem(FileSystem):
 
     def stat(self, path: str) -> os.stat_result:
         """Return the stat of a path, following a symlink, from the caches only."""
-        return self._stat(path, 0)
+        st = self._stat(path, _O_PATH)
+        if st is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return st
 
     def lstat(self, path: str) -> os.stat_result:
         """Return the lstat of a path from the caches only."""
-        return self._stat(path, _NOFOLLOW)
+        st = self._stat(path, _O_PATH | _NOFOLLOW)
+        if st is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return st
 
     def probe(self, path: str) -> os.stat_result | None:
         """Return the lstat of a path, or None when the cache knows it is missing."""
-        try:
-            return self._stat(path, _NOFOLLOW)
-        except FileNotFoundError:
-            return None
+        return self._stat(path, _O_PATH | _NOFOLLOW)
 
     def open(self, path: str, flags: int) -> int:
         """Open a path for reading from the caches only."""
         # As os.open() does, so that audit hooks see every file opened.
         sys.audit("open", path, None, flags)
-        return self._open(path, os.O_RDONLY | flags)
+        fd = self._open(path, os.O_RDONLY | flags)
+        if fd < 0:
+            raise OSError(-fd, os.strerror(-fd), path)
+        self._check_local(fd, path)
+        return fd
 
     def read(self, fd: int, size: int, offset: int) -> bytes:
         """Read exactly ``size`` bytes at ``offset`` from the page cache only."""
@@ -277,22 +304,10 @@ def _cached_file_system() -> _CachedFileSystem | None:
         statx = libc.statx
     except (OSError, AttributeError):
         return None  # a C library without statx (musl before 1.2.5)
+    # No argtypes: each argument is passed as a C int or a pointer already, and
+    # converting them would cost more than the call.
     openat2.restype = ctypes.c_long
-    openat2.argtypes = (
-        ctypes.c_long,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-    )
     statx.restype = ctypes.c_int
-    statx.argtypes = (
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_void_p,
-    )
     # Older kernels answer ENOSYS, or EINVAL for RESOLVE_CACHED; a seccomp profile
     # may answer EPERM or ENOSYS: then every request takes the job.
     how = _OpenHow(_O_PATH | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
