@@ -89,10 +89,12 @@ def test_a_file_system_mounted_later_is_recognised(tmp_path: Path) -> None:
         pytest.skip(f"cannot mount here: {result.stderr.decode().strip()}")
     try:
         (mount / "f.txt").write_bytes(b"content")
+        CACHE.refresh()  # as each request does first
         assert CACHE.stat(str(mount / "f.txt")).st_size == 7
     finally:
         subprocess.run(["umount", str(mount)], check=True)
     # The same path is on the parent's file system again, and known to be local.
+    CACHE.refresh()
     os.stat(mount)
     assert CACHE.stat(str(mount)) == os.stat(mount)
 
