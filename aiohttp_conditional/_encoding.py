@@ -66,6 +66,12 @@ def preferred_codings(
     """
     if accept_encoding is None or len(accept_encoding) > MAX_ACCEPT_ENCODING:
         return ()
+    return _preferred_codings(accept_encoding, order)
+
+
+@functools.lru_cache(maxsize=256)
+def _preferred_codings(accept_encoding: str, order: tuple[str, ...]) -> tuple[str, ...]:
+    # Cached, as the parse is: a server sees the same few values again and again.
     weights = parse_accept_encoding(accept_encoding)
     anything = weights.get("*", 0.0)
     identity = weights.get("identity", 0.0)

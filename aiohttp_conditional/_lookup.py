@@ -56,6 +56,8 @@ class Options(NamedTuple):
         precompressed: tuple[str, ...] = DEFAULT_ORDER,
     ) -> Options:
         """Return the options from a response's arguments; ValueError for bad ones."""
+        if etag is True and last_modified is True and precompressed is DEFAULT_ORDER:
+            return _DEFAULTS
         function: ETagFunction | None = None
         if etag == "content":
             function = content_hash
@@ -69,6 +71,9 @@ class Options(NamedTuple):
         if unknown:
             raise ValueError(f"no precompressed variants of {', '.join(unknown)}")
         return cls(etag is not False, function, last_modified, tuple(precompressed))
+
+
+_DEFAULTS: Final = Options()
 
 
 class Asked(NamedTuple):
