@@ -1,8 +1,9 @@
 """asv: each outcome of a file request, each implementation, side by side.
 
 ``time_request`` is the whole request over a real loopback socket to a server in its
-own process; ``time_prepare`` is ``prepare()`` alone, in this process; ``peakmem_burst``
-is a burst of requests against a server in this process.
+own process; ``track_throughput`` the responses a second that server gives four
+connections at once; ``time_prepare`` is ``prepare()`` alone, in this process;
+``peakmem_burst`` is a burst of requests against a server in this process.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._common import (
     SCENARIOS,
     SMALL,
     Client,
+    Load,
     Server,
     applies,
     build_request,
@@ -59,6 +61,37 @@ class Request:
 
     def time_request(self, root: str, impl: str, scenario: str) -> None:
         self.client.request(self.raw, self.has_body)
+
+
+class Throughput:
+    """Responses a second with four connections at once, as wrk -c4 measures it."""
+
+    params = (IMPLS, SCENARIOS)
+    param_names: ClassVar[list[str]] = ["impl", "scenario"]
+    unit = "responses/s"
+    timeout = 120
+
+    def setup_cache(self) -> str:
+        return str(make_files(Path(tempfile.mkdtemp(prefix="bench-"))))
+
+    def setup(self, root: str, impl: str, scenario: str) -> None:
+        if not applies(impl, scenario):
+            raise NotImplementedError
+        self.server = Server(Path(root))
+        client = Client(self.server.port)
+        self.raw = build_request(impl, scenario, validators_of(client, impl))
+        client.close()
+        self.has_body = scenario != "head"
+        self.load = Load(self.server.port, 4)
+        self.load.run(self.raw, self.has_body, 0.1)  # warm
+
+    def teardown(self, root: str, impl: str, scenario: str) -> None:
+        if hasattr(self, "load"):  # asv tears down skipped combinations too
+            self.load.close()
+            self.server.stop()
+
+    def track_throughput(self, root: str, impl: str, scenario: str) -> float:
+        return self.load.run(self.raw, self.has_body, 1.0)
 
 
 class Prepare:
