@@ -26,7 +26,12 @@ BODY = b"<p>a page</p>\n" * 50
 async def serve_both(
     aiohttp_client: AiohttpClient, root: Path, **options: Any
 ) -> Client:
-    """Serve root/name from a handler at /h/name and from add_static at /s/name."""
+    """Serve root/name from a handler at /h/name and from add_static at /s/name.
+
+    In the automatic mode unless the options say otherwise, whatever mode this run
+    gives the others.
+    """
+    options.setdefault("use_executor", "auto")
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return ConditionalFileResponse(root / request.match_info["name"], **options)
