@@ -1569,3 +1569,27 @@ def test_files_waiting_when_the_executor_shuts_down_are_closed(tmp_path: Path) -
         assert errors == []
     finally:
         loop.close()
+
+
+async def test_many_files_waiting_are_closed_at_once(
+    executor: CountingExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With every request answered on the loop no job comes along to close sent
+    # files: past 64 of them one job closes them without waiting for the timer, so
+    # a busy server holds no more descriptors than that.
+    monkeypatch.setattr(aiohttp_conditional._jobs, "_CLOSE_WITHIN", 3600)
+    loop = asyncio.get_running_loop()
+    files = [
+        open(tmp_path / f"sent{index}.bin", "wb", buffering=0)  # noqa: SIM115
+        for index in range(64)
+    ]
+    closer(loop).add(loop, *files[:63])
+    await asyncio.sleep(0.05)
+    assert executor.jobs == []
+    closer(loop).add(loop, files[63])
+    for _ in range(100):
+        if all(file.closed for file in files):
+            break
+        await asyncio.sleep(0.01)
+    assert executor.jobs == ["close_files"]
+    assert all(file.closed for file in files)
