@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,17 @@ from aiohttp import web
 from aiohttp.pytest_plugin import AiohttpClient
 
 from aiohttp_conditional import ConditionalFileResponse, add_static
+from aiohttp_conditional._clock import moment
 from aiohttp_conditional._jobs import check_use_executor
-from aiohttp_conditional._kernel import CACHED_LOOKUPS
+from aiohttp_conditional._kernel import (
+    CACHE,
+    CACHED_LOOKUPS,
+    DISK,
+    FileSystem,
+    WouldBlock,
+)
+from aiohttp_conditional._lookup import Asked, Options, look_up
+from aiohttp_conditional._preconditions import Conditions
 
 from .conftest import Client, CountingExecutor, age, drop_caches, open_descriptors
 
@@ -215,3 +225,35 @@ def test_a_bad_use_executor_fails_where_it_is_given(
         ConditionalFileResponse(tmp_path, use_executor=value)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="use_executor"):
         add_static(web.Application(), "/s", tmp_path, use_executor=value)
+
+
+@needs_cached_lookups
+def test_a_file_unlinked_while_read_is_left_to_the_job(tmp_path: Path) -> None:
+    # The last close of an unlinked file frees its blocks, which may wait on the
+    # disk: that close belongs in the job.  The unlink is timed by wrapping the real
+    # cached-only calls, so that it lands between the open and the close.
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    age(path)
+
+    class UnlinkingWhileRead(FileSystem):
+        may_block = False
+
+        def stat(self, name: str) -> os.stat_result:
+            return CACHE.stat(name)
+
+        def probe(self, name: str) -> os.stat_result | None:
+            return CACHE.probe(name)
+
+        def open(self, name: str, flags: int) -> int:
+            return CACHE.open(name, flags)
+
+        def read(self, fd: int, size: int, offset: int) -> bytes:
+            path.unlink()
+            return CACHE.read(fd, size, offset)
+
+    asked = Asked("GET", Conditions(), None, moment())
+    look_up(DISK, str(path), Options(), asked)  # the kernel learns the variants' misses
+    with pytest.raises(WouldBlock):
+        look_up(UnlinkingWhileRead(), str(path), Options(), asked)
+    assert open_descriptors(path) == 0
