@@ -160,6 +160,11 @@ class ConditionalFileResponse(web.FileResponse):
         self.state: FileResponseState | None = None
 
     @property
+    def use_executor(self) -> UseExecutor:
+        """Where this response's lookup runs: ``"auto"``, True or False."""
+        return self._use_executor
+
+    @property
     def _path(self) -> pathlib.Path:
         # FileResponse's attribute, for code that reads it.
         return pathlib.Path(self._fspath)

@@ -1,4 +1,4 @@
-"""add_static and static: aiohttp's static route, answered in one executor job."""
+"""add_static and static: aiohttp's static route, each request answered by one lookup."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ class ConditionalStaticResource(web.StaticResource):
             }
         )
         self._cache_control: str | None = response_options.get("cache_control")
-        self._use_executor = checked._use_executor
+        self._use_executor = checked.use_executor
 
     def url_for(  # type: ignore[override]
         self, *, filename: PathLike, append_version: bool | None = None
