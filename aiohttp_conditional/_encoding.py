@@ -88,7 +88,7 @@ def select_variant(
     original: os.stat_result | None,
     accept_encoding: str | None,
     order: tuple[str, ...],
-    probe: Callable[[str], os.stat_result | None],
+    probe: Callable[[str, os.stat_result | None], os.stat_result | None],
 ) -> Variant:
     """Return the variant of ``path`` to send, the best that the client accepts.
 
@@ -100,7 +100,7 @@ def select_variant(
     never wins beside a file rolled back with ``cp -p`` either.
     Variants the client does not accept are still looked for, once one is not found,
     so that every response for a file with variants carries ``Vary``.  ``probe``
-    returns the lstat of a path, or None for nothing there.
+    returns the lstat of a path beside ``original``, or None for nothing there.
     """
     wanted = preferred_codings(accept_encoding, order)
     mtime_ns = 0 if original is None else original.st_mtime_ns
@@ -112,7 +112,7 @@ def select_variant(
             break  # Vary is known to be needed, and nothing else is wanted
         variant = path + SUFFIXES[coding]
         try:
-            st = probe(variant)
+            st = probe(variant, original)
         except (OSError, ValueError):
             continue
         if st is None or not S_ISREG(st.st_mode):

@@ -37,18 +37,20 @@ async def run(use_executor: UseExecutor, work: Callable[[FileSystem], _T]) -> _T
     """Run ``work(file_system)`` where ``use_executor`` says.
 
     In the automatic mode the work runs on the event loop with the cached-only file
-    system; should any of its calls need I/O it raises WouldBlock, having kept
-    nothing, and runs again, whole, in one executor job.
+    system; should any of its calls need I/O it raises WouldBlock, handing over what
+    it opened, and runs again, whole, in one executor job, which first closes that.
     """
     if use_executor is False:
         return work(DISK)
+    loop = asyncio.get_running_loop()
     if use_executor == "auto" and CACHED_LOOKUPS:
         CACHE.refresh()
         try:
             return work(CACHE)
-        except WouldBlock:
-            pass
-    return await run_job(asyncio.get_running_loop(), executor_job, work)
+        except WouldBlock as error:
+            # What the attempt opened is closed by the job, before its own work.
+            closer(loop).add(loop, *error.files)
+    return await run_job(loop, executor_job, work)
 
 
 def executor_job(

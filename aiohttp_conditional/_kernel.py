@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import io
 import os
 import platform
 import select
@@ -39,7 +40,8 @@ _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
 # File systems whose attributes and cached names live in memory with the inode, so
 # that reading them never waits on a device or a server.  overlay counts: its layers
-# are local directories wherever containers use it.
+# are local directories wherever containers use it (one whose lower layer is on NFS
+# is taken for local too).
 LOCAL_FILE_SYSTEMS: Final = frozenset(
     {
         "bcachefs",
@@ -65,13 +67,22 @@ LOCAL_FILE_SYSTEMS: Final = frozenset(
         "zfs",
     }
 )
+# Of those, the ones whose every name and inode is in memory: looking up a name there
+# never reads a device, though the kernel keeps no entry for a name found missing.
+_MEMORY_FILE_SYSTEMS: Final = frozenset({"ramfs", "tmpfs"})
 
 
 class WouldBlock(Exception):
     """The kernel cannot answer from its caches: the work must run where it may wait.
 
     Not an OSError, so that no handler of a missing or unreadable file takes it.
+    ``files`` are files the attempt opened and left for the job to close: the last
+    close of a file unlinked meanwhile frees its blocks, which may wait on the disk.
     """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.files: list[io.FileIO] = []
 
 
 class FileSystem:
@@ -94,8 +105,13 @@ class FileSystem:
         """Return the stat of a path, not following a symlink at its end."""
         return os.lstat(path)
 
-    def probe(self, path: str) -> os.stat_result | None:
-        """Return the lstat of a path, or None when nothing is there."""
+    def probe(
+        self, path: str, near: os.stat_result | None = None
+    ) -> os.stat_result | None:
+        """Return the lstat of a path, or None when nothing is there.
+
+        ``near`` is the stat of a file in the same directory, if one is known.
+        """
         # Most files have no variants: asking first is cheaper than a failing lstat.
         if not os.access(path, os.F_OK, follow_symlinks=False):
             return None
@@ -105,8 +121,12 @@ class FileSystem:
         """Open a path for reading with extra ``flags``; return the descriptor."""
         return os.open(path, _OPEN_FLAGS | flags)
 
-    def read(self, fd: int, size: int, offset: int) -> bytes:
-        """Read up to ``size`` bytes at ``offset``: fewer only at the end of the file."""
+    def read(self, fd: int, size: int, offset: int) -> bytes | None:
+        """Read up to ``size`` bytes at ``offset``: fewer only at the end of the file.
+
+        None is for a file system that cannot read without blocking and cannot tell
+        whether it would have to: the caller streams the body instead.
+        """
         return os.pread(fd, size, offset)
 
 
@@ -138,8 +158,12 @@ _STATX_SIZE: Final = 256
 _STATX_DEVICE: Final = struct.Struct("II")
 _STATX_DEVICE_OFFSET: Final = 0x88
 _STATX_FLAGS: Final = _AT_EMPTY_PATH | _AT_STATX_DONT_SYNC
-# EPERM and ENOSYS: a seccomp profile may refuse openat2 only now and then.
-_WOULD_BLOCK: Final = frozenset({errno.EAGAIN, errno.ENOSYS, errno.EPERM})
+# What a cached lookup may answer on its own: anything else (EAGAIN for a step not
+# cached, EMFILE at the descriptor limit, EPERM or ENOSYS from a seccomp profile)
+# is left to the job, whose plain calls need no descriptor.
+_ANSWERS: Final = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP, errno.ENAMETOOLONG}
+)
 
 
 class _OpenHow(ctypes.Structure):
@@ -162,10 +186,24 @@ class _Mounts:
         self._lock = threading.Lock()
         #: (major, minor) of each device that holds a local file system.
         self.local: frozenset[tuple[int, int]] = frozenset()
+        #: st_dev of each device that holds a file system wholly in memory.
+        self.memory: frozenset[int] = frozenset()
+        self._open()
+        # A forked child shares the open table and would swallow its parent's notice
+        # of a change (or the parent the child's): each process watches on its own.
+        os.register_at_fork(after_in_child=self._reopen)
+
+    def _open(self) -> None:
         self._fd = os.open("/proc/self/mountinfo", _OPEN_FLAGS)
         self._changes = select.epoll()
         self._changes.register(self._fd, select.EPOLLPRI | select.EPOLLERR)
         self._reread()
+
+    def _reopen(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._changes.close()
+        os.close(self._fd)
+        self._open()
 
     def _reread(self) -> None:
         with self._lock:
@@ -174,15 +212,19 @@ class _Mounts:
             while chunk := os.read(self._fd, 65536):
                 chunks.append(chunk)
             local = set()
+            memory = set()
             for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
                 # ID parent major:minor root mountpoint options [tags] - type ...
                 fields = line.split()
                 with contextlib.suppress(ValueError, IndexError):
-                    major, minor = fields[2].split(":")
+                    major, minor = map(int, fields[2].split(":"))
                     fs_type = fields[fields.index("-") + 1]
                     if fs_type in LOCAL_FILE_SYSTEMS:
-                        local.add((int(major), int(minor)))
+                        local.add((major, minor))
+                    if fs_type in _MEMORY_FILE_SYSTEMS:
+                        memory.add(os.makedev(major, minor))
             self.local = frozenset(local)
+            self.memory = frozenset(memory)
 
     def refresh(self) -> None:
         """Read the mount table again if it changed since it was last read."""
@@ -219,7 +261,7 @@ class _CachedFileSystem(FileSystem):
         fd: int = self._syscall(_SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), how, 24)
         if fd < 0:
             code = ctypes.get_errno()
-            if code in _WOULD_BLOCK:
+            if code not in _ANSWERS:
                 raise WouldBlock(path)
             return -code
         return fd
@@ -263,22 +305,43 @@ class _CachedFileSystem(FileSystem):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         return st
 
-    def probe(self, path: str) -> os.stat_result | None:
-        """Return the lstat of a path, or None when the cache knows it is missing."""
-        return self._stat(path, _O_PATH | _NOFOLLOW)
+    def probe(
+        self, path: str, near: os.stat_result | None = None
+    ) -> os.stat_result | None:
+        """Return the lstat of a path, or None when the cache knows it is missing.
+
+        Beside a file on tmpfs or ramfs (``near``), whose directories are wholly in
+        memory but which keep no entry for a missing name, a name the cache does
+        not know is looked up for real: that never reads a device.
+        """
+        try:
+            return self._stat(path, _O_PATH | _NOFOLLOW)
+        except WouldBlock:
+            if near is None or near.st_dev not in self.mounts.memory:
+                raise
+        try:
+            return os.lstat(path)
+        except FileNotFoundError:
+            return None
 
     def open(self, path: str, flags: int) -> int:
         """Open a path for reading from the caches only."""
         # As os.open() does, so that audit hooks see every file opened.
-        sys.audit("open", path, None, flags)
+        sys.audit("open", path, None, _OPEN_FLAGS | flags)
         fd = self._open(path, os.O_RDONLY | flags)
         if fd < 0:
             raise OSError(-fd, os.strerror(-fd), path)
         self._check_local(fd, path)
         return fd
 
-    def read(self, fd: int, size: int, offset: int) -> bytes:
-        """Read exactly ``size`` bytes at ``offset`` from the page cache only."""
+    def read(self, fd: int, size: int, offset: int) -> bytes | None:
+        """Read exactly ``size`` bytes at ``offset`` from the page cache only.
+
+        Unlike the plain read, a short read is no answer: the job tells whether the
+        pages were not all cached or the file shrank.  None where the file system
+        cannot read without blocking (tmpfs, overlay): stream it instead, as large
+        bodies are.
+        """
         buffer = bytearray(size)
         try:
             count = os.preadv(fd, [buffer], offset, os.RWF_NOWAIT)
@@ -286,7 +349,7 @@ class _CachedFileSystem(FileSystem):
             raise WouldBlock(fd) from None
         except OSError as error:
             if error.errno == errno.EOPNOTSUPP:
-                raise WouldBlock(fd) from None
+                return None
             raise
         if count < size:
             # Partly cached, or the file shrank: the job finds out which.

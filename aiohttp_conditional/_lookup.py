@@ -199,6 +199,9 @@ def _open(
         ):
             # Unlinked meanwhile: this close may be its last, which frees its blocks.
             raise WouldBlock(variant.path)
+    except WouldBlock as error:
+        error.files.append(file)  # for the job to close, as the note says
+        raise
     except BaseException:
         file.close()
         raise
@@ -288,6 +291,8 @@ def _read_ahead(
     if stop - start > READ_AHEAD:
         return None
     data = fs.read(file.fileno(), stop - start, start)
+    if data is None:
+        return None  # not to be read here: stream it
     assert outcome.stat is not None
     if len(data) < stop - start or not unchanged(file, outcome.stat):
         return None  # changed meanwhile: the streaming path cuts the response short

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ("ConditionalFileResponse",)
 
-_DEFAULT_CHUNK_SIZE: Final = 256 * 1024
+DEFAULT_CHUNK_SIZE: Final = 256 * 1024
 _FALLBACK_CONTENT_TYPE: Final = "application/octet-stream"
 
 # Content-Type by extension, as upstream guesses it: compression suffixes name archive
@@ -132,7 +132,7 @@ class ConditionalFileResponse(web.FileResponse):
     def __init__(
         self,
         path: PathLike,
-        chunk_size: int = _DEFAULT_CHUNK_SIZE,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
         status: int = 200,
         reason: str | None = None,
         headers: LooseHeaders | None = None,

@@ -21,7 +21,7 @@ from ._kernel import DISK, FileSystem, WouldBlock
 from ._lookup import Asked, Options, look_up
 from ._preconditions import FileResponseState
 from ._response import (
-    _DEFAULT_CHUNK_SIZE,
+    DEFAULT_CHUNK_SIZE,
     ConditionalFileResponse,
     accept_encoding_of,
     conditions_of,
@@ -80,7 +80,7 @@ class ConditionalStaticResource(web.StaticResource):
         *,
         name: str | None = None,
         expect_handler: Any = None,
-        chunk_size: int = _DEFAULT_CHUNK_SIZE,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
         show_index: bool = False,
         follow_symlinks: bool = False,
         append_version: bool = False,
@@ -264,7 +264,13 @@ class ConditionalStaticResource(web.StaticResource):
         if state is FileResponseState.NOT_FOUND or (
             variant_only and outcome.encoding is None
         ):
-            outcome.close()  # something appeared at the name meanwhile
+            if outcome.file is not None:  # something appeared at the name meanwhile
+                if not fs.may_block:
+                    # Its close is the job's (see WouldBlock), and so the answer.
+                    error = WouldBlock(target.path)
+                    error.files.append(outcome.file)
+                    raise error
+                outcome.file.close()
             if outcome.has_variants:
                 # A client that accepts the variant gets it here (§12.5.5).
                 return web.HTTPNotFound(headers={hdrs.VARY: hdrs.ACCEPT_ENCODING})
@@ -275,8 +281,9 @@ class ConditionalStaticResource(web.StaticResource):
         if job.version is not None and not variant_only:
             try:
                 immutable = job.version == self._version(target, fs)
-            except WouldBlock:
-                outcome.close()
+            except WouldBlock as error:
+                if outcome.file is not None:
+                    error.files.append(outcome.file)
                 raise
         # The response takes the outcome and its open file, for prepare() to send.
         return decided_response(
@@ -429,7 +436,8 @@ def add_static(
     ``index`` (a file name to serve for a directory, such as ``"index.html"``),
     ``immutable_versions`` (a long-lived immutable Cache-Control for requests whose
     ``?v=`` is the file's current hash) and the options of
-    :class:`ConditionalFileResponse` (``etag``, ``last_modified``, ``cache_control``).
+    :class:`ConditionalFileResponse` (``etag``, ``last_modified``, ``cache_control``,
+    ``precompressed``, ``use_executor``).
     """
     if isinstance(router, web.Application):
         router = router.router
