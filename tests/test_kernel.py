@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import subprocess
 import sys
 import textwrap
@@ -10,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from aiohttp_conditional import _kernel
 from aiohttp_conditional._kernel import CACHE, CACHED_LOOKUPS, DISK, WouldBlock
 
 from .conftest import drop_caches
@@ -75,8 +76,73 @@ def test_a_file_system_not_known_to_be_local_is_never_asked() -> None:
     os.stat("/proc/self/status")
     with pytest.raises(WouldBlock):
         CACHE.stat("/proc/self/status")
-    assert "nfs" not in _kernel.LOCAL_FILE_SYSTEMS
-    assert "fuse" not in _kernel.LOCAL_FILE_SYSTEMS
+
+
+def test_at_the_descriptor_limit_the_job_answers(tmp_path: Path) -> None:
+    # A cached lookup needs a descriptor, a plain stat does not: EMFILE is no
+    # answer about the file (a 404 would be cached by a CDN), so the job decides.
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    os.stat(path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    taken = []
+    try:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard)
+        )
+        with contextlib.suppress(OSError):
+            while True:
+                taken.append(os.open(os.devnull, os.O_RDONLY))
+        with pytest.raises(WouldBlock):
+            CACHE.stat(str(path))
+        assert DISK.stat(str(path)) == os.stat(path)
+    finally:
+        for fd in taken:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_forked_worker_learns_of_mounts_on_its_own(tmp_path: Path) -> None:
+    # Workers forked from one parent (gunicorn, --workers) must not share the notice
+    # that the mount table changed: whoever read it first would leave the others
+    # with an old list of local devices, whose numbers the kernel reuses.
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    check = textwrap.dedent(
+        f"""
+        import os, subprocess, sys
+        from aiohttp_conditional._kernel import CACHE, WouldBlock
+
+        mount = {str(mount)!r}
+        go_read, go_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(go_write)
+            os.read(go_read, 1)  # the parent has mounted, and read the notice
+            CACHE.refresh()
+            try:
+                CACHE.stat(mount + "/f.txt")
+            except WouldBlock:
+                os._exit(1)
+            os._exit(0)
+        os.close(go_read)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", mount], check=True)
+        try:
+            open(mount + "/f.txt", "wb").close()
+            CACHE.refresh()
+            os.write(go_write, b"x")
+            _, status = os.waitpid(pid, 0)
+        finally:
+            subprocess.run(["umount", mount], check=True)
+        print("ok" if os.waitstatus_to_exitcode(status) == 0 else "stale")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60
+    )
+    if "mount:" in result.stderr:
+        pytest.skip(f"cannot mount here: {result.stderr.strip()}")
+    assert result.stdout == "ok\n", result.stderr
 
 
 def test_a_file_system_mounted_later_is_recognised(tmp_path: Path) -> None:
