@@ -147,6 +147,8 @@ def _machine_has_openat2() -> bool:
     }
 
 
+_FS_ENCODING: Final = sys.getfilesystemencoding()
+_FS_ERRORS: Final = sys.getfilesystemencodeerrors()
 _SYS_OPENAT2: Final = 437
 _AT_FDCWD: Final = -100
 _AT_EMPTY_PATH: Final = 0x1000
@@ -258,7 +260,9 @@ class _CachedFileSystem(FileSystem):
             how = self._hows[flags] = ctypes.byref(
                 _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
             )
-        fd: int = self._syscall(_SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), how, 24)
+        # os.fsencode, without its call.
+        name = path.encode(_FS_ENCODING, _FS_ERRORS)
+        fd: int = self._syscall(_SYS_OPENAT2, _AT_FDCWD, name, how, 24)
         if fd < 0:
             code = ctypes.get_errno()
             if code not in _ANSWERS:
