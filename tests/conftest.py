@@ -22,6 +22,7 @@ from hypothesis import settings
 
 from aiohttp_conditional import ConditionalFileResponse
 from aiohttp_conditional._clock import fs_now_ns
+from aiohttp_conditional._kernel import CACHE, WouldBlock
 from aiohttp_conditional._preconditions import stable_from_ns
 
 # A shared CI machine can stall any example past hypothesis's 200 ms deadline; a slow
@@ -141,11 +142,12 @@ def age(*paths: Path) -> None:
         time.sleep(wait / 1e9 + 0.005)
 
 
-def drop_caches() -> None:
+def drop_caches(*on: Path) -> None:
     """Have the kernel forget its cached names, inodes and pages, as after a reboot.
 
-    Only root may; the test is skipped elsewhere.  Dirty pages are written first, or
-    the kernel would keep them.
+    Only root may, and a file system held in memory (tmpfs) keeps everything: the
+    test is skipped where ``on`` lies on one.  Dirty pages are written first, or the
+    kernel would keep them.
     """
     os.sync()
     try:
@@ -153,6 +155,10 @@ def drop_caches() -> None:
             control.write("3")
     except OSError as error:
         pytest.skip(f"the kernel's caches cannot be dropped here: {error}")
+    for path in on:
+        with contextlib.suppress(WouldBlock):
+            CACHE.stat(str(path))
+            pytest.skip(f"{path} is on a file system held in memory")
 
 
 def open_descriptors(path: Path) -> int:

@@ -162,7 +162,7 @@ async def test_after_the_caches_are_dropped_one_job_answers(
     _, _, etag = await ask(client, url)
     headers = {"If-None-Match": etag} if kind == "304" else {}
     expected = (304, b"", etag) if kind == "304" else (200, BODY, etag)
-    drop_caches()
+    drop_caches(site / "page.html")
     executor.jobs.clear()
     assert await ask(client, url, **headers) == expected
     assert executor.jobs == ["executor_job"]
@@ -177,7 +177,7 @@ async def test_pages_not_cached_are_read_in_the_job(
 ) -> None:
     client = await serve_both(aiohttp_client, site)
     await ask(client, "/h/page.html")
-    drop_caches()
+    drop_caches(site / "page.html")
     for name in ("page.html", "page.html.br", "page.html.zst", "page.html.gz"):
         (site / name).exists()  # names and inodes back, the page not
     executor.jobs.clear()

@@ -45,7 +45,7 @@ def test_a_missing_name_is_known_only_once_looked_up(tmp_path: Path) -> None:
 def test_nothing_is_answered_after_the_caches_are_dropped(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"x" * 5000)
-    drop_caches()
+    drop_caches(path)
     with pytest.raises(WouldBlock):
         CACHE.stat(str(path))
     os.stat(path)
