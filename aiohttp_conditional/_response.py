@@ -22,6 +22,7 @@ from aiohttp.typedefs import LooseHeaders, PathLike
 from multidict import CIMultiDictProxy
 
 from ._clock import moment
+from ._disposition import content_disposition
 from ._encoding import DEFAULT_ORDER
 from ._etags import ETagFunction
 from ._jobs import UseExecutor, check_use_executor, closer, run
@@ -115,6 +116,12 @@ class ConditionalFileResponse(web.FileResponse):
         The content-codings whose variants (``.br``, ``.zst``, ``.gz`` beside the
         file) may be sent, in the order to prefer them when the client weighs several
         alike; ``()`` sends only the file itself.
+    ``filename``, ``disposition``
+        Send ``Content-Disposition`` (RFC 6266): ``"attachment"`` to have the file
+        saved, ``"inline"`` to have it shown, under ``filename`` (the file's own name
+        if not given; a name alone means ``"attachment"``).  A name that is not plain
+        ASCII goes as ``filename*`` (RFC 8187) after an ASCII fallback; no name can
+        add a field or a directory.
     ``use_executor``
         Where the stat, the decision and the open run.  ``"auto"`` (the default):
         on the event loop when the kernel can answer every step from its caches on
@@ -142,6 +149,8 @@ class ConditionalFileResponse(web.FileResponse):
         cache_control: str | None = None,
         use_executor: UseExecutor = "auto",
         precompressed: tuple[str, ...] = DEFAULT_ORDER,
+        filename: str | None = None,
+        disposition: Literal["attachment", "inline"] | None = None,
     ) -> None:
         # Not FileResponse.__init__: it builds a pathlib.Path, which costs more than the
         # rest of a 304; the string is all that is needed, and _path stays available.
@@ -154,6 +163,14 @@ class ConditionalFileResponse(web.FileResponse):
             raise ValueError(f"cache_control is not a header value: {cache_control!r}")
         self._cache_control = cache_control
         self._use_executor = check_use_executor(use_executor)
+        self._disposition: str | None = None
+        if filename is not None or disposition is not None:
+            if filename is not None and not isinstance(filename, str):
+                raise TypeError(f"filename must be a str, not {filename!r}")
+            self._disposition = content_disposition(
+                "attachment" if disposition is None else disposition,
+                os.path.basename(self._fspath) if filename is None else filename,
+            )
         # Set when the lookup already ran before prepare(), as the static route does
         # so that it can raise HTTPNotFound from its handler.
         self._outcome: Outcome | None = None
@@ -271,6 +288,8 @@ class ConditionalFileResponse(web.FileResponse):
         if hdrs.CONTENT_TYPE not in headers:
             content_type = _CONTENT_TYPES.guess_type(self._fspath)[0]
             headers[hdrs.CONTENT_TYPE] = content_type or _FALLBACK_CONTENT_TYPE
+        if self._disposition is not None and hdrs.CONTENT_DISPOSITION not in headers:
+            headers[hdrs.CONTENT_DISPOSITION] = self._disposition
         if outcome.encoding is not None:
             headers[hdrs.CONTENT_ENCODING] = outcome.encoding
             # Already compressed: never compress it again.
