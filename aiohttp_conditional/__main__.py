@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         help="send no ETag or Last-Modified, so that only If-None-Match: * gets a 304",
     )
     parser.add_argument(
+        "--dotfiles",
+        choices=("deny", "allow"),
+        default="deny",
+        help="deny (the default): 404 for .git/, .env and every name that starts with "
+        "a dot, but .well-known/; allow: serve them",
+    )
+    parser.add_argument(
         "--follow-symlinks",
         action="store_true",
         help="follow symlinks that lead outside the directory",
@@ -69,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             root,
             show_index=args.listing,
             follow_symlinks=args.follow_symlinks,
+            dotfiles=args.dotfiles,
             cache_control=args.cache_control or None,
             etag=not args.no_validators,
             last_modified=not args.no_validators,

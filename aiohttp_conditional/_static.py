@@ -31,6 +31,9 @@ from ._response import (
 __all__ = ("ConditionalStaticResource", "add_static", "static")
 
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
+DOTFILES: Final = ("deny", "allow")
+# RFC 8615: the one dot-directory a site means to publish, at the top of the route.
+_WELL_KNOWN: Final = ".well-known"
 _RESPONSE_OPTIONS: Final = frozenset(
     {"etag", "last_modified", "cache_control", "use_executor", "precompressed"}
 )
@@ -86,6 +89,7 @@ class ConditionalStaticResource(web.StaticResource):
         append_version: bool = False,
         index: str | None = None,
         immutable_versions: bool = False,
+        dotfiles: str = "deny",
         **response_options: Any,
     ) -> None:
         unknown = response_options.keys() - _RESPONSE_OPTIONS
@@ -95,6 +99,8 @@ class ConditionalStaticResource(web.StaticResource):
             )
         if index is not None and (not index or "/" in index or index in (".", "..")):
             raise ValueError(f"index must be a file name, not {index!r}")
+        if dotfiles not in DOTFILES:
+            raise ValueError(f"dotfiles must be one of {DOTFILES}, not {dotfiles!r}")
         # A bad value fails here, once, rather than as a 500 on every request.
         checked = ConditionalFileResponse(
             directory, chunk_size=chunk_size, **response_options
@@ -113,6 +119,7 @@ class ConditionalStaticResource(web.StaticResource):
         self._root_prefix = self._root.rstrip("/") + "/"
         self._index = index
         self._immutable_versions = immutable_versions
+        self._hide_dotfiles = dotfiles == "deny"
         self._options = Options.of(
             **{
                 name: value
@@ -172,6 +179,8 @@ class ConditionalStaticResource(web.StaticResource):
         self, job: _Job, fs: FileSystem
     ) -> web.StreamResponse | web.HTTPException:
         """Resolve, decide and open only to send: the file work of one request."""
+        if self._hide_dotfiles and _names_a_dotfile(job.filename):
+            return web.HTTPNotFound()
         try:
             target = self._resolve(job.filename, fs)
             if target is not None and S_ISDIR(target.stat.st_mode):
@@ -347,10 +356,13 @@ class ConditionalStaticResource(web.StaticResource):
         if not fs.may_block:
             raise WouldBlock(path)  # realpath reads links and stats each step
         real = os.path.realpath(path)
-        if not self._follow_symlinks and not (
-            real == self._root or real.startswith(self._root_prefix)
-        ):
+        inside = real == self._root or real.startswith(self._root_prefix)
+        if not self._follow_symlinks and not inside:
             return None
+        if self._hide_dotfiles and _names_a_dotfile(
+            real[len(self._root_prefix) :] if inside else os.path.basename(real)
+        ):
+            return None  # a link with a plain name to a hidden file hides nothing
         changed_ns = max(above_changed_ns, link.st_ctime_ns)
         return _Target(real, fs.stat(real), changed_ns)
 
@@ -380,6 +392,8 @@ class ConditionalStaticResource(web.StaticResource):
         items = []
         with os.scandir(path) as entries:
             for entry in sorted(entries, key=lambda entry: entry.name):
+                if self._hide_dotfiles and _names_a_dotfile(f"{relative}/{entry.name}"):
+                    continue
                 url_path = f"{base}/{entry.name}"
                 name = f"{entry.name}/" if _is_dir(entry) else entry.name
                 href = _href(url_path)
@@ -394,6 +408,18 @@ class ConditionalStaticResource(web.StaticResource):
         return (
             f"<ConditionalStaticResource {name} {self._prefix} -> {self._directory!r}>"
         )
+
+
+def _names_a_dotfile(filename: str) -> bool:
+    """Tell whether a path inside the route has a segment that starts with a dot.
+
+    ``.well-known`` (RFC 8615) at the top of the route is published, not hidden.
+    The path is the decoded one, so ``%2e`` is a dot here too.
+    """
+    names = [name for name in filename.split("/") if name and name != "."]
+    if names and names[0] == _WELL_KNOWN:
+        names = names[1:]
+    return any(name.startswith(".") for name in names)
 
 
 def _printable(name: str) -> str:
@@ -435,7 +461,10 @@ def add_static(
     ``chunk_size``, ``show_index``, ``follow_symlinks``, ``append_version``), plus
     ``index`` (a file name to serve for a directory, such as ``"index.html"``),
     ``immutable_versions`` (a long-lived immutable Cache-Control for requests whose
-    ``?v=`` is the file's current hash) and the options of
+    ``?v=`` is the file's current hash), ``dotfiles`` (``"deny"``, the default: 404
+    for any path with a segment that starts with a dot, but ``.well-known`` at the
+    top, and no such entry in listings; ``"allow"`` serves them as upstream does) and
+    the options of
     :class:`ConditionalFileResponse` (``etag``, ``last_modified``, ``cache_control``,
     ``precompressed``, ``use_executor``).
     """

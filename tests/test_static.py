@@ -852,3 +852,88 @@ async def test_a_name_that_is_not_utf8_is_listed_and_never_a_500(
     assert '<a href="/s/caf%E9.txt">caf\ufffd.txt</a>' in page
     async with client.get("/s/caf%E9.txt", timeout=TIMEOUT) as resp:
         assert resp.status in (200, 404)
+
+
+# --- dotfiles ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project directory served as it is: the layout that leaks .git and .env."""
+    root = tmp_path / "project"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_bytes(b"[remote] url = secret\n")
+    (root / ".env").write_bytes(b"TOKEN=secret\n")
+    (root / ".env.gz").write_bytes(b"pretend gzip of the secret")
+    (root / "sub").mkdir()
+    (root / "sub" / ".hidden").write_bytes(b"secret\n")
+    (root / ".well-known").mkdir()
+    (root / ".well-known" / "security.txt").write_bytes(b"Contact: x\n")
+    (root / ".well-known" / ".private").write_bytes(b"secret\n")
+    (root / "index.html").write_bytes(b"<p>home</p>\n")
+    (root / "plain-name").symlink_to(root / ".env")
+    return root
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/s/.env",
+        "/s/.git/config",
+        "/s/%2eenv",
+        "/s/%2Egit/config",
+        "/s/sub/.hidden",
+        "/s/sub/./.hidden",
+        "/s/.well-known/.private",
+        "/s/.git/",
+        "/s/.git",
+        "/s/plain-name",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_dotfiles_are_denied_by_default(
+    aiohttp_client: AiohttpClient, project: Path, path: str, method: str
+) -> None:
+    app = web.Application()
+    add_static(app, "/s", project, show_index=True, index="index.html")
+    client = await aiohttp_client(app)
+    headers = {"Accept-Encoding": "gzip", "If-None-Match": "*"}
+    async with client.request(method, URL(path, encoded=True), headers=headers) as resp:
+        assert resp.status == 404
+        assert b"secret" not in await resp.read()
+
+
+async def test_well_known_is_served_and_listings_leave_dotfiles_out(
+    aiohttp_client: AiohttpClient, project: Path
+) -> None:
+    (project / "index.html").unlink()
+    app = web.Application()
+    add_static(app, "/s", project, show_index=True)
+    client = await aiohttp_client(app)
+    async with client.get("/s/.well-known/security.txt") as resp:
+        assert (resp.status, await resp.read()) == (200, b"Contact: x\n")
+    async with client.get("/s/") as resp:
+        listing = await resp.text()
+    assert ".well-known/" in listing
+    assert "sub/" in listing
+    assert ".env" not in listing and ".git" not in listing
+    async with client.get("/s/.well-known/") as resp:
+        assert ".private" not in await resp.text()
+
+
+async def test_dotfiles_allow_serves_them_as_upstream_does(
+    aiohttp_client: AiohttpClient, project: Path
+) -> None:
+    app = web.Application()
+    add_static(app, "/s", project, dotfiles="allow")
+    app.router.add_static("/upstream", project)
+    client = await aiohttp_client(app)
+    for prefix in ("/s", "/upstream"):
+        identity = {"Accept-Encoding": "identity"}
+        async with client.get(f"{prefix}/.env", headers=identity) as resp:
+            assert (resp.status, await resp.read()) == (200, b"TOKEN=secret\n")
+
+
+def test_a_bad_dotfiles_value_fails_where_it_is_given(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="dotfiles"):
+        add_static(web.Application(), "/s", tmp_path, dotfiles="hide")
