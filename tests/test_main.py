@@ -189,3 +189,24 @@ def test_a_cache_control_that_cannot_be_sent_is_a_usage_error(
     assert err.splitlines()[-1].startswith(
         "python -m aiohttp_conditional: error: cache_control is not a header value"
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "status"), [((), 404), (("--dotfiles", "allow"), 200)]
+)
+def test_dotfiles_are_denied_unless_allowed(
+    tmp_path: Path, options: tuple[str, ...], status: int
+) -> None:
+    # A project directory served as it is must not give its secrets away.
+    (tmp_path / ".env").write_text("TOKEN=secret\n")
+    port = free_port()
+    process = start(str(tmp_path), "--port", str(port), *options)
+    assert process.stdout is not None
+    process.stdout.readline()
+    try:
+        got, body = fetch(f"http://127.0.0.1:{port}/.env")
+        assert got == status
+        assert (b"TOKEN" in body) == (status == 200)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
