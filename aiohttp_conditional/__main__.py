@@ -55,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         help="send no ETag or Last-Modified, so that only If-None-Match: * gets a 304",
     )
     parser.add_argument(
+        "--spa",
+        action="store_true",
+        help="a single-page app: a page navigation to a path that names nothing gets "
+        "index.html (a missing script, stylesheet or image still gets 404)",
+    )
+    parser.add_argument(
+        "--not-found",
+        metavar="FILE",
+        help="answer every 404 with this file's body (a path inside DIR, e.g. 404.html)",
+    )
+    parser.add_argument(
         "--dotfiles",
         choices=("deny", "allow"),
         default="deny",
@@ -77,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             show_index=args.listing,
             follow_symlinks=args.follow_symlinks,
             dotfiles=args.dotfiles,
+            fallback="index.html" if args.spa else None,
+            not_found=args.not_found,
             cache_control=args.cache_control or None,
             etag=not args.no_validators,
             last_modified=not args.no_validators,

@@ -380,6 +380,8 @@ def decided_response(
     chunk_size: int,
     cache_control: str | None,
     use_executor: UseExecutor,
+    status: int = 200,
+    headers: LooseHeaders | None = None,
 ) -> ConditionalFileResponse:
     """Return a response that answers with an outcome the caller looked up.
 
@@ -389,6 +391,8 @@ def decided_response(
     response = ConditionalFileResponse(
         path,
         chunk_size=chunk_size,
+        status=status,
+        headers=headers,
         cache_control=cache_control,
         use_executor=use_executor,
     )

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import html
 import os
+import re
 import urllib.parse
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, Final, NamedTuple
@@ -19,7 +20,7 @@ from ._etags import content_hash, known_hash
 from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
 from ._lookup import Asked, Options, look_up
-from ._preconditions import FileResponseState
+from ._preconditions import Conditions, FileResponseState
 from ._response import (
     DEFAULT_CHUNK_SIZE,
     ConditionalFileResponse,
@@ -32,6 +33,7 @@ __all__ = ("ConditionalStaticResource", "add_static", "static")
 
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 DOTFILES: Final = ("deny", "allow")
+_NO_CONDITIONS: Final = Conditions()
 # RFC 8615: the one dot-directory a site means to publish, at the top of the route.
 _WELL_KNOWN: Final = ".well-known"
 _RESPONSE_OPTIONS: Final = frozenset(
@@ -63,6 +65,9 @@ class _Job(NamedTuple):
     version: str | None
     ends_with_slash: bool
     raw_query_string: str
+    # A page navigation (see _navigates), which a missing path answers with the
+    # fallback page, or None where the route has none.
+    navigation: bool | None = None
 
 
 class ConditionalStaticResource(web.StaticResource):
@@ -90,6 +95,8 @@ class ConditionalStaticResource(web.StaticResource):
         index: str | None = None,
         immutable_versions: bool = False,
         dotfiles: str = "deny",
+        fallback: str | None = None,
+        not_found: str | None = None,
         **response_options: Any,
     ) -> None:
         unknown = response_options.keys() - _RESPONSE_OPTIONS
@@ -99,6 +106,9 @@ class ConditionalStaticResource(web.StaticResource):
             )
         if index is not None and (not index or "/" in index or index in (".", "..")):
             raise ValueError(f"index must be a file name, not {index!r}")
+        for option, value in (("fallback", fallback), ("not_found", not_found)):
+            if value is not None and not _is_relative_path(value):
+                raise ValueError(f"{option} must be a path inside the root: {value!r}")
         if dotfiles not in DOTFILES:
             raise ValueError(f"dotfiles must be one of {DOTFILES}, not {dotfiles!r}")
         # A bad value fails here, once, rather than as a 500 on every request.
@@ -120,6 +130,8 @@ class ConditionalStaticResource(web.StaticResource):
         self._index = index
         self._immutable_versions = immutable_versions
         self._hide_dotfiles = dotfiles == "deny"
+        self._fallback = fallback
+        self._not_found = not_found
         self._options = Options.of(
             **{
                 name: value
@@ -163,12 +175,17 @@ class ConditionalStaticResource(web.StaticResource):
             accept_encoding_of(headers),
             moment(),
         )
+        filename = request.match_info["filename"]
+        navigation = None
+        if self._fallback is not None:
+            navigation = _navigates(request.method, filename, headers.get(hdrs.ACCEPT))
         job = _Job(
-            request.match_info["filename"],
+            filename,
             asked,
             version,
             request.path.endswith("/"),
             request.rel_url.raw_query_string,
+            navigation,
         )
         answer = await run(self._use_executor, functools.partial(self._answer, job))
         if isinstance(answer, web.HTTPException):
@@ -178,7 +195,78 @@ class ConditionalStaticResource(web.StaticResource):
     def _answer(
         self, job: _Job, fs: FileSystem
     ) -> web.StreamResponse | web.HTTPException:
-        """Resolve, decide and open only to send: the file work of one request."""
+        """Resolve, decide and open only to send: the file work of one request.
+
+        Where the path names nothing, a page navigation gets the fallback page and
+        anything else the 404 page, each if the route has one.
+        """
+        answer = self._answer_path(job, fs)
+        if not isinstance(answer, web.HTTPNotFound):
+            return answer
+        # The answer for a missing path depends on Accept wherever it may be the
+        # fallback page: a cache must not give the page to a script, nor the 404.
+        vary = {"Vary": "Accept"} if job.navigation is not None else None
+        if self._fallback is not None and job.navigation:
+            page = self._answer_page(job, fs, self._fallback, 200, vary)
+            if page is not None:
+                return page
+        if self._not_found is not None:
+            page = self._answer_page(job, fs, self._not_found, 404, vary)
+            if page is not None:
+                return page
+        if vary is not None:
+            known = answer.headers.get(hdrs.VARY)
+            answer.headers[hdrs.VARY] = f"{known}, Accept" if known else "Accept"
+        return answer
+
+    def _answer_page(
+        self,
+        job: _Job,
+        fs: FileSystem,
+        name: str,
+        status: int,
+        vary: dict[str, str] | None,
+    ) -> web.StreamResponse | None:
+        """Answer with the fallback page (200) or the 404 page; None if it is missing.
+
+        The fallback is the page itself, validators, preconditions and ranges and
+        all.  The 404 page is a body only (RFC 9110 §13.2.1: preconditions apply to
+        what would be a 2xx): no validators, no Range, no Cache-Control.
+        """
+        try:
+            target = self._resolve(name, fs)
+        except OSError:
+            return None
+        if target is None or not S_ISREG(target.stat.st_mode):
+            return None
+        options, asked = self._options, job.asked
+        if status != 200:
+            options = options._replace(
+                etag=False, etag_function=None, last_modified=False
+            )
+            asked = asked._replace(conditions=_NO_CONDITIONS)
+        outcome = look_up(
+            fs, target.path, options, asked, target.stat, target.above_changed_ns
+        )
+        if outcome.decision.state in (
+            FileResponseState.NOT_FOUND,
+            FileResponseState.FORBIDDEN,
+        ):
+            return None
+        return decided_response(
+            target.path,
+            outcome,
+            chunk_size=self._chunk_size,
+            cache_control=self._cache_control if status == 200 else None,
+            use_executor=self._use_executor,
+            status=status,
+            headers=vary,
+        )
+
+    def _answer_path(
+        self, job: _Job, fs: FileSystem
+    ) -> web.StreamResponse | web.HTTPException:
+        """Answer for the path the request names."""
         if self._hide_dotfiles and _names_a_dotfile(job.filename):
             return web.HTTPNotFound()
         try:
@@ -408,6 +496,38 @@ class ConditionalStaticResource(web.StaticResource):
         return (
             f"<ConditionalStaticResource {name} {self._prefix} -> {self._directory!r}>"
         )
+
+
+def _is_relative_path(value: str) -> bool:
+    """Tell whether an option names a path inside the root: relative, no ``..``."""
+    names = value.split("/")
+    return (
+        bool(value)
+        and not value.startswith("/")
+        and ".." not in names
+        and ("\x00" not in value and "\\" not in value)
+    )
+
+
+def _navigates(method: str, filename: str, accept: str | None) -> bool:
+    """Tell whether a request is a page navigation, which a fallback page answers.
+
+    As the history fallback of single-page apps decides it: a GET or HEAD that
+    accepts ``text/html`` for a path whose last segment has no dot, so that a
+    missing script, stylesheet, image or JSON document still gets its 404.
+    """
+    if method not in (hdrs.METH_GET, hdrs.METH_HEAD) or accept is None:
+        return False
+    if "." in filename.rsplit("/", 1)[-1]:
+        return False
+    # Browsers send a few hundred characters; a longer value is not read.
+    for member in accept[:2048].split(","):
+        media_type, _, parameters = member.partition(";")
+        if media_type.strip().lower() != "text/html":
+            continue
+        quality = parameters.replace(" ", "").lower()
+        return not re.search(r"(?:^|;)q=0(?:\.0*)?(?:;|$)", quality)
+    return False
 
 
 def _names_a_dotfile(filename: str) -> bool:

@@ -210,3 +210,29 @@ def test_dotfiles_are_denied_unless_allowed(
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_spa_and_not_found(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<div id=app></div>\n")
+    (tmp_path / "404.html").write_text("<h1>Not here</h1>\n")
+    port = free_port()
+    process = start(
+        str(tmp_path), "--port", str(port), "--spa", "--not-found", "404.html"
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    try:
+        page = {"Accept": "text/html,*/*;q=0.8"}
+        assert fetch(f"http://127.0.0.1:{port}/users/42", page) == (
+            200,
+            b"<div id=app></div>\n",
+        )
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/app.js")
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        with answer.value:
+            assert answer.value.code == 404
+            assert answer.value.read() == b"<h1>Not here</h1>\n"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

@@ -937,3 +937,144 @@ async def test_dotfiles_allow_serves_them_as_upstream_does(
 def test_a_bad_dotfiles_value_fails_where_it_is_given(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dotfiles"):
         add_static(web.Application(), "/s", tmp_path, dotfiles="hide")
+
+
+# --- single-page apps and 404 pages ------------------------------------------------------
+
+NAVIGATION = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.fixture
+def app_site(tmp_path: Path) -> Path:
+    root = tmp_path / "app"
+    (root / "assets").mkdir(parents=True)
+    (root / "index.html").write_bytes(b"<div id=app></div>\n")
+    (root / "404.html").write_bytes(b"<h1>Not here</h1>\n")
+    (root / "assets" / "app.js").write_bytes(b"run()\n")
+    (root / "about.txt").write_bytes(b"about\n")
+    age(*root.rglob("*"))
+    return root
+
+
+async def serve_app(
+    aiohttp_client: AiohttpClient, root: Path, **options: Any
+) -> Client:
+    app = web.Application()
+    add_static(app, "/", root, index="index.html", **options)
+    return await aiohttp_client(app)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "accept", "status"),
+    [
+        ("GET", "/users/42", NAVIGATION, 200),
+        ("HEAD", "/users/42", NAVIGATION, 200),
+        ("GET", "/users/42", "text/html", 200),
+        ("GET", "/users/42", "application/json", 404),
+        ("GET", "/users/42", "*/*", 404),
+        ("GET", "/users/42", "text/html;q=0, */*", 404),
+        ("GET", "/assets/missing.js", NAVIGATION, 404),
+        ("GET", "/assets/missing.js", "*/*", 404),
+        ("GET", "/logo.png", "image/avif,image/webp,*/*", 404),
+        ("GET", "/style.css", "text/css,*/*;q=0.1", 404),
+        ("POST", "/users/42", NAVIGATION, 405),
+    ],
+)
+async def test_the_fallback_answers_page_navigations_only(
+    aiohttp_client: AiohttpClient,
+    app_site: Path,
+    method: str,
+    path: str,
+    accept: str,
+    status: int,
+) -> None:
+    client = await serve_app(aiohttp_client, app_site, fallback="index.html")
+    async with client.request(method, path, headers={"Accept": accept}) as resp:
+        assert resp.status == status
+        body = await resp.read()
+        if status == 200:
+            assert body == (b"<div id=app></div>\n" if method == "GET" else b"")
+            assert resp.headers["Content-Type"].startswith("text/html")
+        if status in (200, 404):
+            assert "Accept" in resp.headers["Vary"].split(", ")
+
+
+async def test_the_fallback_is_the_page_with_its_own_validators(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    client = await serve_app(
+        aiohttp_client, app_site, fallback="index.html", cache_control="no-cache"
+    )
+    headers = {"Accept": NAVIGATION}
+    async with client.get("/", headers=headers) as resp:
+        etag = resp.headers["ETag"]
+    async with client.get("/deep/link", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.headers["ETag"] == etag
+        assert resp.headers["Cache-Control"] == "no-cache"
+    async with client.get(
+        "/deep/link", headers={**headers, "If-None-Match": etag}
+    ) as resp:
+        assert resp.status == 304
+    async with client.get(
+        "/deep/link", headers={**headers, "Range": "bytes=0-3"}
+    ) as resp:
+        assert (resp.status, await resp.read()) == (206, b"<div")
+    # Files that exist are themselves, whatever the client accepts.
+    async with client.get("/about.txt", headers=headers) as resp:
+        assert (resp.status, await resp.read()) == (200, b"about\n")
+        assert "Accept" not in resp.headers.get("Vary", "")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_the_404_page_answers_every_404(
+    aiohttp_client: AiohttpClient, app_site: Path, method: str
+) -> None:
+    client = await serve_app(aiohttp_client, app_site, not_found="404.html")
+    for path, headers in [
+        ("/nope", {}),
+        ("/assets/missing.js", {"Accept": "*/*"}),
+        ("/.env", {}),
+        ("/nope", {"If-None-Match": "*"}),  # §13.2.1: not for a 404
+        ("/nope", {"If-Match": '"x"'}),
+        ("/nope", {"Range": "bytes=0-3"}),
+    ]:
+        async with client.request(method, path, headers=headers) as resp:
+            assert resp.status == 404, (path, headers)
+            body = await resp.read()
+            assert body == (b"<h1>Not here</h1>\n" if method == "GET" else b"")
+            assert resp.headers["Content-Type"].startswith("text/html")
+            assert "ETag" not in resp.headers
+            assert "Content-Range" not in resp.headers
+
+
+async def test_the_fallback_and_the_404_page_together(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    client = await serve_app(
+        aiohttp_client, app_site, fallback="index.html", not_found="404.html"
+    )
+    async with client.get("/route", headers={"Accept": NAVIGATION}) as resp:
+        assert (resp.status, await resp.read()) == (200, b"<div id=app></div>\n")
+    async with client.get("/missing.js", headers={"Accept": "*/*"}) as resp:
+        assert (resp.status, await resp.read()) == (404, b"<h1>Not here</h1>\n")
+        assert "Accept" in resp.headers["Vary"]
+
+
+async def test_a_missing_fallback_or_404_page_leaves_a_plain_404(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    client = await serve_app(
+        aiohttp_client, app_site, fallback="gone.html", not_found="also-gone.html"
+    )
+    async with client.get("/route", headers={"Accept": NAVIGATION}) as resp:
+        assert resp.status == 404
+
+
+@pytest.mark.parametrize("value", ["", "/etc/passwd", "../secret", "a/../../b"])
+@pytest.mark.parametrize("option", ["fallback", "not_found"])
+def test_a_page_outside_the_root_fails_where_it_is_given(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    with pytest.raises(ValueError, match=option):
+        add_static(web.Application(), "/s", tmp_path, **{option: value})
