@@ -8,6 +8,7 @@ import html
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, Final, NamedTuple
 
@@ -68,6 +69,7 @@ class _Job(NamedTuple):
     # A page navigation (see _navigates), which a missing path answers with the
     # fallback page, or None where the route has none.
     navigation: bool | None = None
+    immutable: bool = False  # the path is one the route calls immutable
 
 
 class ConditionalStaticResource(web.StaticResource):
@@ -97,6 +99,8 @@ class ConditionalStaticResource(web.StaticResource):
         dotfiles: str = "deny",
         fallback: str | None = None,
         not_found: str | None = None,
+        extensions: tuple[str, ...] = (),
+        immutable: str | re.Pattern[str] | Callable[[str], bool] | None = None,
         **response_options: Any,
     ) -> None:
         unknown = response_options.keys() - _RESPONSE_OPTIONS
@@ -109,6 +113,29 @@ class ConditionalStaticResource(web.StaticResource):
         for option, value in (("fallback", fallback), ("not_found", not_found)):
             if value is not None and not _is_relative_path(value):
                 raise ValueError(f"{option} must be a path inside the root: {value!r}")
+        if isinstance(extensions, str) or not all(
+            isinstance(extension, str)
+            and extension
+            and not set(extension) & set("/\\.\x00")
+            for extension in extensions
+        ):
+            raise ValueError(
+                f"extensions must be names such as ('html',): {extensions!r}"
+            )
+        immutable_test: Callable[[str], object] | None = None
+        if isinstance(immutable, str):
+            try:
+                immutable = re.compile(immutable)
+            except re.error as error:
+                raise ValueError(
+                    f"immutable is not a regular expression: {error}"
+                ) from None
+        if isinstance(immutable, re.Pattern):
+            immutable_test = immutable.search
+        elif callable(immutable):
+            immutable_test = immutable
+        elif immutable is not None:
+            raise TypeError(f"immutable must be a pattern or a function: {immutable!r}")
         if dotfiles not in DOTFILES:
             raise ValueError(f"dotfiles must be one of {DOTFILES}, not {dotfiles!r}")
         # A bad value fails here, once, rather than as a 500 on every request.
@@ -132,6 +159,8 @@ class ConditionalStaticResource(web.StaticResource):
         self._hide_dotfiles = dotfiles == "deny"
         self._fallback = fallback
         self._not_found = not_found
+        self._extensions = tuple(extensions)
+        self._immutable = immutable_test
         self._options = Options.of(
             **{
                 name: value
@@ -186,6 +215,8 @@ class ConditionalStaticResource(web.StaticResource):
             request.path.endswith("/"),
             request.rel_url.raw_query_string,
             navigation,
+            # Your function, on the event loop: it is given the path, not the file.
+            self._immutable is not None and bool(self._immutable(filename)),
         )
         answer = await run(self._use_executor, functools.partial(self._answer, job))
         if isinstance(answer, web.HTTPException):
@@ -201,6 +232,18 @@ class ConditionalStaticResource(web.StaticResource):
         anything else the 404 page, each if the route has one.
         """
         answer = self._answer_path(job, fs)
+        if (
+            isinstance(answer, web.HTTPNotFound)
+            and self._extensions
+            and job.filename
+            and not job.ends_with_slash
+        ):
+            # Clean URLs: /about is about.html when "about" names nothing.
+            for extension in self._extensions:
+                clean = job._replace(filename=f"{job.filename}.{extension}")
+                found = self._answer_path(clean, fs)
+                if not isinstance(found, web.HTTPNotFound):
+                    return found
         if not isinstance(answer, web.HTTPNotFound):
             return answer
         # The answer for a missing path depends on Accept wherever it may be the
@@ -374,8 +417,8 @@ class ConditionalStaticResource(web.StaticResource):
             return web.HTTPNotFound()
         if state is FileResponseState.FORBIDDEN:
             return web.HTTPForbidden()
-        immutable = False
-        if job.version is not None and not variant_only:
+        immutable = job.immutable and not variant_only
+        if job.version is not None and not variant_only and not immutable:
             try:
                 immutable = job.version == self._version(target, fs)
             except WouldBlock as error:

@@ -1078,3 +1078,74 @@ def test_a_page_outside_the_root_fails_where_it_is_given(
 ) -> None:
     with pytest.raises(ValueError, match=option):
         add_static(web.Application(), "/s", tmp_path, **{option: value})
+
+
+# --- clean URLs and immutable names ------------------------------------------------------
+
+
+async def test_clean_urls_serve_the_file_with_the_extension(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    (app_site / "about.html").write_bytes(b"<h1>About</h1>\n")
+    (app_site / "docs").mkdir()
+    (app_site / "docs" / "intro.html").write_bytes(b"<h1>Intro</h1>\n")
+    (app_site / ".secret.html").write_bytes(b"secret\n")
+    age(*app_site.rglob("*"))
+    client = await serve_app(aiohttp_client, app_site, extensions=("html", "htm"))
+    for path, expected in [
+        ("/about", (200, b"<h1>About</h1>\n")),
+        ("/docs/intro", (200, b"<h1>Intro</h1>\n")),
+        ("/about.txt", (200, b"about\n")),  # a name that is there is itself
+        ("/about/", (404, None)),  # a directory was asked for
+        ("/.secret", (404, None)),  # still a dotfile
+        ("/nothing", (404, None)),
+    ]:
+        async with client.get(path) as resp:
+            got = (resp.status, await resp.read() if resp.status == 200 else None)
+            assert got == expected, path
+    async with client.get("/about") as resp:
+        etag = resp.headers["ETag"]
+    async with client.get("/about", headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 304
+
+
+@pytest.mark.parametrize(
+    "immutable",
+    [r"\.[0-9a-f]{8}\.(js|css)$", lambda path: path.startswith("assets/app.")],
+    ids=["pattern", "function"],
+)
+async def test_hashed_names_are_immutable(
+    aiohttp_client: AiohttpClient, app_site: Path, immutable: Any
+) -> None:
+    (app_site / "assets" / "app.3f2a9c1e.js").write_bytes(b"run()\n")
+    age(*app_site.rglob("*"))
+    client = await serve_app(
+        aiohttp_client, app_site, immutable=immutable, cache_control="no-cache"
+    )
+    async with client.get("/assets/app.3f2a9c1e.js") as resp:
+        assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        etag = resp.headers["ETag"]
+    async with client.get(
+        "/assets/app.3f2a9c1e.js", headers={"If-None-Match": etag}
+    ) as resp:
+        assert resp.status == 304
+        assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    async with client.get("/about.txt") as resp:
+        assert resp.headers["Cache-Control"] == "no-cache"
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"immutable": "(unclosed"}, ValueError),
+        ({"immutable": 42}, TypeError),
+        ({"extensions": "html"}, ValueError),
+        ({"extensions": ("../x",)}, ValueError),
+        ({"extensions": (".html",)}, ValueError),
+    ],
+)
+def test_bad_clean_url_and_immutable_options_fail_where_given(
+    tmp_path: Path, options: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=r"immutable|extensions"):
+        add_static(web.Application(), "/s", tmp_path, **options)
