@@ -14,8 +14,9 @@ DISPOSITIONS: Final = ("attachment", "inline")
 # What may stand inside the quoted filename of the fallback: visible ASCII and the
 # space, but no quote or backslash (which a quoted-string would have to escape, and
 # which some clients get wrong), and no path separator.
-_UNSAFE_IN_FALLBACK: Final = re.compile(r'[^\x20-\x7e]|["\\/]')
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNSAFE_IN_FALLBACK: Final = re.compile(r'[^\x20-\x7e]|["\\/%]')
+# Control, format, line and paragraph separators, and surrogates.
+_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 # RFC 8187 §3.2.1: attr-char, what stands unencoded in an ext-value.
 _ATTR_CHAR: Final = "!#$&+-.^_`|~"
 _FALLBACK_NAME: Final = "download"
@@ -35,16 +36,30 @@ def content_disposition(disposition: str, filename: str | None) -> str:
         raise ValueError(f"disposition must be one of {DISPOSITIONS}: {disposition!r}")
     if filename is None:
         return disposition
-    # A name is a name, not a path: only its last part counts, and no control
-    # character (CR, LF, NUL...) is passed on, even encoded.
-    name = _CONTROL.sub("_", filename.replace("\\", "/").rsplit("/", 1)[-1])
-    name = name or _FALLBACK_NAME
+    name = _clean(filename)
     fallback = _fallback(name)
     value = f'{disposition}; filename="{fallback}"'
     if fallback != name:
         encoded = urllib.parse.quote(name.encode("utf-8", "replace"), safe=_ATTR_CHAR)
         value += f"; filename*=UTF-8''{encoded}"
     return value
+
+
+def _clean(filename: str) -> str:
+    """Return the name to offer: a name, not a path, that no client can misread.
+
+    Only the last part of a path counts; control, format and separator characters
+    (CR, LF, NUL, a right-to-left override that hides the real extension) and lone
+    surrogates become "_"; trailing dots and spaces go (Windows drops them); what
+    is left of "." or ".." is no name at all.
+    """
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(
+        "_" if unicodedata.category(character) in _UNSAFE_CATEGORIES else character
+        for character in name
+    )
+    name = name.rstrip(". ")
+    return name if name.strip(".") else _FALLBACK_NAME
 
 
 def _fallback(name: str) -> str:

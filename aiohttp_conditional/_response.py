@@ -169,7 +169,9 @@ class ConditionalFileResponse(web.FileResponse):
                 raise TypeError(f"filename must be a str, not {filename!r}")
             self._disposition = content_disposition(
                 "attachment" if disposition is None else disposition,
-                os.path.basename(self._fspath) if filename is None else filename,
+                os.fsdecode(os.path.basename(self._fspath))
+                if filename is None
+                else filename,
             )
         # Set when the lookup already ran before prepare(), as the static route does
         # so that it can raise HTTPNotFound from its handler.
@@ -295,7 +297,8 @@ class ConditionalFileResponse(web.FileResponse):
             # Already compressed: never compress it again.
             self._compression = False
         self._set_caching_headers(outcome)
-        headers[hdrs.ACCEPT_RANGES] = "bytes"
+        if 200 <= self.status < 300:
+            headers[hdrs.ACCEPT_RANGES] = "bytes"
         ranges = outcome.decision.ranges
         if len(ranges) > 1:
             assert file is not None

@@ -138,6 +138,11 @@ class ConditionalStaticResource(web.StaticResource):
             raise TypeError(f"immutable must be a pattern or a function: {immutable!r}")
         if dotfiles not in DOTFILES:
             raise ValueError(f"dotfiles must be one of {DOTFILES}, not {dotfiles!r}")
+        for option, value in (("fallback", fallback), ("not_found", not_found)):
+            if value is not None and dotfiles == "deny" and _names_a_dotfile(value):
+                raise ValueError(
+                    f"{option} names a dotfile, which dotfiles='deny' hides: {value!r}"
+                )
         # A bad value fails here, once, rather than as a 500 on every request.
         checked = ConditionalFileResponse(
             directory, chunk_size=chunk_size, **response_options
@@ -207,7 +212,10 @@ class ConditionalStaticResource(web.StaticResource):
         filename = request.match_info["filename"]
         navigation = None
         if self._fallback is not None:
-            navigation = _navigates(request.method, filename, headers.get(hdrs.ACCEPT))
+            accept = headers.getall(hdrs.ACCEPT, None)
+            navigation = _navigates(
+                request.method, filename, None if accept is None else ", ".join(accept)
+            )
         job = _Job(
             filename,
             asked,
@@ -248,7 +256,10 @@ class ConditionalStaticResource(web.StaticResource):
             return answer
         # The answer for a missing path depends on Accept wherever it may be the
         # fallback page: a cache must not give the page to a script, nor the 404.
-        vary = {"Vary": "Accept"} if job.navigation is not None else None
+        vary = None
+        if job.navigation is not None:
+            known = answer.headers.get(hdrs.VARY)
+            vary = {"Vary": f"{known}, Accept" if known else "Accept"}
         if self._fallback is not None and job.navigation:
             page = self._answer_page(job, fs, self._fallback, 200, vary)
             if page is not None:
@@ -258,8 +269,7 @@ class ConditionalStaticResource(web.StaticResource):
             if page is not None:
                 return page
         if vary is not None:
-            known = answer.headers.get(hdrs.VARY)
-            answer.headers[hdrs.VARY] = f"{known}, Accept" if known else "Accept"
+            answer.headers.update(vary)
         return answer
 
     def _answer_page(
@@ -490,10 +500,12 @@ class ConditionalStaticResource(web.StaticResource):
         inside = real == self._root or real.startswith(self._root_prefix)
         if not self._follow_symlinks and not inside:
             return None
-        if self._hide_dotfiles and _names_a_dotfile(
-            real[len(self._root_prefix) :] if inside else os.path.basename(real)
-        ):
-            return None  # a link with a plain name to a hidden file hides nothing
+        if self._hide_dotfiles:
+            # What the link leads into, below what it shares with the root: a link
+            # with a plain name to a hidden file or directory hides nothing.
+            below = os.path.relpath(real, os.path.commonpath((real, self._root)))
+            if _names_a_dotfile(below if inside else f"_/{below}"):
+                return None
         changed_ns = max(above_changed_ns, link.st_ctime_ns)
         return _Target(real, fs.stat(real), changed_ns)
 

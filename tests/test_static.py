@@ -872,6 +872,7 @@ def project(tmp_path: Path) -> Path:
     (root / ".well-known" / ".private").write_bytes(b"secret\n")
     (root / "index.html").write_bytes(b"<p>home</p>\n")
     (root / "plain-name").symlink_to(root / ".env")
+    (root / "gitlink").symlink_to(root / ".git")
     return root
 
 
@@ -888,6 +889,7 @@ def project(tmp_path: Path) -> Path:
         "/s/.git/",
         "/s/.git",
         "/s/plain-name",
+        "/s/gitlink/config",
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
@@ -1149,3 +1151,46 @@ def test_bad_clean_url_and_immutable_options_fail_where_given(
 ) -> None:
     with pytest.raises(error, match=r"immutable|extensions"):
         add_static(web.Application(), "/s", tmp_path, **options)
+
+
+async def test_a_link_out_of_the_root_into_a_dot_directory_is_denied(
+    aiohttp_client: AiohttpClient, project: Path
+) -> None:
+    outside = project.parent / ".outside"
+    outside.mkdir()
+    (outside / "key").write_bytes(b"secret\n")
+    (outside / "plain").mkdir()
+    (outside / "plain" / "ok.txt").write_bytes(b"fine\n")
+    (project / "outlink").symlink_to(outside)
+    app = web.Application()
+    add_static(app, "/s", project, follow_symlinks=True)
+    client = await aiohttp_client(app)
+    async with client.get("/s/outlink/key") as resp:
+        assert resp.status == 404
+
+
+async def test_a_page_for_a_missing_path_keeps_the_vary_of_its_variants(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    # x.gz alone answers for x (as upstream): whether a client gets it or the page
+    # depends on Accept-Encoding as well as on Accept.
+    (app_site / "x.gz").write_bytes(b"pretend gzip")
+    age(app_site / "x.gz")
+    client = await serve_app(
+        aiohttp_client, app_site, fallback="index.html", not_found="404.html"
+    )
+    for accept in (NAVIGATION, "*/*"):
+        headers = {"Accept": accept, "Accept-Encoding": "identity"}
+        async with client.get("/x", headers=headers) as resp:
+            assert resp.status in (200, 404)
+            vary = resp.headers["Vary"].split(", ")
+            assert "Accept" in vary and "Accept-Encoding" in vary
+
+
+@pytest.mark.parametrize("option", ["fallback", "not_found"])
+def test_a_page_that_is_a_dotfile_fails_where_it_is_given(
+    tmp_path: Path, option: str
+) -> None:
+    with pytest.raises(ValueError, match="dotfile"):
+        add_static(web.Application(), "/s", tmp_path, **{option: ".env"})
+    add_static(web.Application(), "/s", tmp_path, dotfiles="allow", **{option: ".env"})
