@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if not root.is_dir():
         print(f"error: {root} is not a directory", file=sys.stderr)
         return 2
+    if args.spa and not (root / "index.html").is_file():
+        parser.error(f"--spa: {root} has no index.html")
+    if args.not_found is not None and not (root / args.not_found).is_file():
+        parser.error(f"--not-found: {root / args.not_found} is not a file in {root}")
     try:
         app = make_app(
             root,

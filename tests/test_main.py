@@ -236,3 +236,19 @@ def test_spa_and_not_found(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "options", [("--spa",), ("--not-found", "404.html")], ids=["spa", "not-found"]
+)
+def test_a_missing_page_is_a_usage_error(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), *options],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert options[0] in result.stderr
