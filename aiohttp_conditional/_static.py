@@ -223,7 +223,7 @@ class ConditionalStaticResource(web.StaticResource):
             request.path.endswith("/"),
             request.rel_url.raw_query_string,
             navigation,
-            # Your function, on the event loop: it is given the path, not the file.
+            # The caller's function, on the event loop: given the path, not the file.
             self._immutable is not None and bool(self._immutable(filename)),
         )
         answer = await run(self._use_executor, functools.partial(self._answer, job))
