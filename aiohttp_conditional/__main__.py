@@ -5,18 +5,59 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
+from ._fields import FIELD_VALUE, parse_field
 from ._static import add_static
 
+# What a cross-origin script may do and read here (the Fetch standard's CORS
+# protocol): GET and HEAD, with any request field, and read every response field,
+# such as ETag and Content-Range.  Browsers cache a preflight's answer this long.
+_CORS_PREFLIGHT: Final = {
+    "Access-Control-Allow-Methods": "GET, HEAD",
+    "Access-Control-Max-Age": "7200",
+}
 
-def make_app(root: Path, **options: Any) -> web.Application:
-    """Return an application that serves ``root`` with index.html for directories."""
+
+def make_app(root: Path, *, cors: bool = False, **options: Any) -> web.Application:
+    """Return an application that serves ``root`` with index.html for directories.
+
+    With ``cors``, every answer lets scripts of any origin read it, and a CORS
+    preflight (an OPTIONS request) is answered.
+    """
     app = web.Application()
     add_static(app, "/", root, index="index.html", **options)
+    if cors:
+        app.on_response_prepare.append(_allow_any_origin)
+        app.router.add_route(hdrs.METH_OPTIONS, "/{path:.*}", _preflight)
     return app
+
+
+async def _allow_any_origin(request: web.Request, response: web.StreamResponse) -> None:
+    # On every answer, 404s and listings too: a script told "not found" can say so,
+    # where without the field it sees only a network error.
+    headers = response.headers
+    headers.setdefault(hdrs.ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+    headers.setdefault(hdrs.ACCESS_CONTROL_EXPOSE_HEADERS, "*")
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    headers = dict(_CORS_PREFLIGHT)
+    asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+    if asked and FIELD_VALUE.match(asked):
+        # The names asked for: "*" would not cover Authorization.
+        headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = asked
+    return web.Response(status=204, headers=headers)
+
+
+def _header(value: str) -> tuple[str, str]:
+    try:
+        return parse_field(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _port(value: str) -> int:
@@ -73,6 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         "a dot, but .well-known/; allow: serve them",
     )
     parser.add_argument(
+        "-H",
+        "--header",
+        metavar='"NAME: VALUE"',
+        type=_header,
+        action="append",
+        default=[],
+        help="add this field to the 200, 206 and 304 answers of files (repeatable), "
+        'e.g. -H "X-Content-Type-Options: nosniff"',
+    )
+    parser.add_argument(
+        "--cors",
+        action="store_true",
+        help="let scripts on any origin fetch and read everything served "
+        "(Access-Control-Allow-Origin: *, and preflights answered)",
+    )
+    parser.add_argument(
         "--follow-symlinks",
         action="store_true",
         help="follow symlinks that lead outside the directory",
@@ -94,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             dotfiles=args.dotfiles,
             fallback="index.html" if args.spa else None,
             not_found=args.not_found,
+            headers=CIMultiDict(args.header) if args.header else None,
+            cors=args.cors,
             cache_control=args.cache_control or None,
             etag=not args.no_validators,
             last_modified=not args.no_validators,

@@ -13,7 +13,6 @@ import io
 import mimetypes
 import os
 import pathlib
-import re
 from typing import TYPE_CHECKING, Final, Literal
 
 from aiohttp import hdrs, web
@@ -25,6 +24,7 @@ from ._clock import moment
 from ._disposition import content_disposition
 from ._encoding import DEFAULT_ORDER
 from ._etags import ETagFunction
+from ._fields import FIELD_VALUE
 from ._jobs import UseExecutor, check_use_executor, closer, run
 from ._kernel import FileSystem
 from ._lookup import Asked, Options, Outcome, look_up
@@ -61,9 +61,6 @@ _BODY_HEADERS: Final = (
     hdrs.CONTENT_LANGUAGE,
     hdrs.CONTENT_RANGE,
 )
-# What a Cache-Control value may hold (RFC 9110 §5.5, §5.6.2): visible ASCII, spaces
-# and tabs; no CR or LF, which would end the field, nor any other control character.
-_FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e]*\Z")
 _STATUS: Final = {
     FileResponseState.NOT_MODIFIED: 304,
     FileResponseState.PRECONDITION_FAILED: 412,
@@ -158,7 +155,7 @@ class ConditionalFileResponse(web.FileResponse):
         self._fspath = os.fspath(path)
         self._chunk_size = chunk_size
         self._options = Options.of(etag, last_modified, precompressed)
-        if cache_control is not None and not _FIELD_VALUE.match(cache_control):
+        if cache_control is not None and not FIELD_VALUE.match(cache_control):
             # aiohttp would refuse to send it: fail here, not on every request.
             raise ValueError(f"cache_control is not a header value: {cache_control!r}")
         self._cache_control = cache_control

@@ -8,19 +8,21 @@ import html
 import os
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, Final, NamedTuple
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import PathLike
+from multidict import CIMultiDict
 from yarl import URL
 
 from ._clock import moment
 from ._etags import content_hash, known_hash
+from ._fields import Fields, HeadersFunction, check_fields
 from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
-from ._lookup import Asked, Options, look_up
+from ._lookup import Asked, Options, Outcome, look_up
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
     DEFAULT_CHUNK_SIZE,
@@ -37,6 +39,9 @@ DOTFILES: Final = ("deny", "allow")
 _NO_CONDITIONS: Final = Conditions()
 # RFC 8615: the one dot-directory a site means to publish, at the top of the route.
 _WELL_KNOWN: Final = ".well-known"
+# The answers a route's header fields go on (RFC 9111 §4.3.4: a 304 updates what a
+# cache stored from the 200).
+_WITH_FIELDS: Final = (FileResponseState.SEND, FileResponseState.NOT_MODIFIED)
 _RESPONSE_OPTIONS: Final = frozenset(
     {"etag", "last_modified", "cache_control", "use_executor", "precompressed"}
 )
@@ -101,6 +106,7 @@ class ConditionalStaticResource(web.StaticResource):
         not_found: str | None = None,
         extensions: tuple[str, ...] = (),
         immutable: str | re.Pattern[str] | Callable[[str], bool] | None = None,
+        headers: Mapping[str, str] | HeadersFunction | None = None,
         **response_options: Any,
     ) -> None:
         unknown = response_options.keys() - _RESPONSE_OPTIONS
@@ -136,6 +142,14 @@ class ConditionalStaticResource(web.StaticResource):
             immutable_test = immutable
         elif immutable is not None:
             raise TypeError(f"immutable must be a pattern or a function: {immutable!r}")
+        fields: Fields = ()
+        headers_function: HeadersFunction | None = None
+        if isinstance(headers, Mapping):
+            fields = check_fields(headers, "headers")
+        elif callable(headers):
+            headers_function = headers
+        elif headers is not None:
+            raise TypeError(f"headers must be a mapping or a function: {headers!r}")
         if dotfiles not in DOTFILES:
             raise ValueError(f"dotfiles must be one of {DOTFILES}, not {dotfiles!r}")
         for option, value in (("fallback", fallback), ("not_found", not_found)):
@@ -166,6 +180,8 @@ class ConditionalStaticResource(web.StaticResource):
         self._not_found = not_found
         self._extensions = tuple(extensions)
         self._immutable = immutable_test
+        self._fields = fields
+        self._headers_function = headers_function
         self._options = Options.of(
             **{
                 name: value
@@ -259,7 +275,7 @@ class ConditionalStaticResource(web.StaticResource):
         vary = None
         if job.navigation is not None:
             known = answer.headers.get(hdrs.VARY)
-            vary = {"Vary": f"{known}, Accept" if known else "Accept"}
+            vary = f"{known}, {hdrs.ACCEPT}" if known else hdrs.ACCEPT
         if self._fallback is not None and job.navigation:
             page = self._answer_page(job, fs, self._fallback, 200, vary)
             if page is not None:
@@ -269,7 +285,7 @@ class ConditionalStaticResource(web.StaticResource):
             if page is not None:
                 return page
         if vary is not None:
-            answer.headers.update(vary)
+            answer.headers[hdrs.VARY] = vary
         return answer
 
     def _answer_page(
@@ -278,7 +294,7 @@ class ConditionalStaticResource(web.StaticResource):
         fs: FileSystem,
         name: str,
         status: int,
-        vary: dict[str, str] | None,
+        vary: str | None,
     ) -> web.StreamResponse | None:
         """Answer with the fallback page (200) or the 404 page; None if it is missing.
 
@@ -306,14 +322,14 @@ class ConditionalStaticResource(web.StaticResource):
             FileResponseState.FORBIDDEN,
         ):
             return None
-        return decided_response(
+        fields = self._fields_for(target.path, outcome) if status == 200 else ()
+        return self._response(
             target.path,
             outcome,
-            chunk_size=self._chunk_size,
-            cache_control=self._cache_control if status == 200 else None,
-            use_executor=self._use_executor,
+            self._cache_control if status == 200 else None,
+            fields,
             status=status,
-            headers=vary,
+            vary=vary,
         )
 
     def _answer_path(
@@ -435,13 +451,62 @@ class ConditionalStaticResource(web.StaticResource):
                 if outcome.file is not None:
                     error.files.append(outcome.file)
                 raise
-        # The response takes the outcome and its open file, for prepare() to send.
-        return decided_response(
+        # The caller's function last, so that it runs once, where the answer is made.
+        fields = self._fields_for(target.path, outcome)
+        return self._response(
             target.path,
             outcome,
+            IMMUTABLE if immutable else self._cache_control,
+            fields,
+        )
+
+    def _fields_for(self, path: str, outcome: Outcome) -> Fields:
+        """Return the route's header fields for a 200, 206 or 304 of a file.
+
+        A function of the route is given the file's path (the file a variant stands
+        for) and the stat of what is answered with.  Should it raise or return what
+        cannot be sent, the error goes up from the handler: a 500, logged once.
+        """
+        if outcome.decision.state not in _WITH_FIELDS:
+            return ()
+        function = self._headers_function
+        if function is None:
+            return self._fields
+        assert outcome.stat is not None
+        try:
+            fields = function(path, outcome.stat)
+            return () if fields is None else check_fields(fields, f"headers({path!r})")
+        except BaseException:
+            outcome.close()
+            raise
+
+    def _response(
+        self,
+        path: str,
+        outcome: Outcome,
+        cache_control: str | None,
+        fields: Fields,
+        *,
+        status: int = 200,
+        vary: str | None = None,
+    ) -> ConditionalFileResponse:
+        """Return the response that takes the outcome and its open file, to send."""
+        headers = None
+        if fields or vary is not None:
+            headers = CIMultiDict(fields)
+            if hdrs.CACHE_CONTROL in headers:
+                cache_control = None  # the caller's, for this file, wins
+            if vary is not None:
+                known = headers.get(hdrs.VARY)
+                headers[hdrs.VARY] = f"{known}, {vary}" if known else vary
+        return decided_response(
+            path,
+            outcome,
             chunk_size=self._chunk_size,
-            cache_control=IMMUTABLE if immutable else self._cache_control,
+            cache_control=cache_control,
             use_executor=self._use_executor,
+            status=status,
+            headers=headers,
         )
 
     def _resolve(self, filename: str, fs: FileSystem = DISK) -> _Target | None:
@@ -633,15 +698,21 @@ def add_static(
     """Serve the files under ``path`` at ``prefix``, like ``router.add_static``.
 
     Takes what ``UrlDispatcher.add_static`` takes (``name``, ``expect_handler``,
-    ``chunk_size``, ``show_index``, ``follow_symlinks``, ``append_version``), plus
-    ``index`` (a file name to serve for a directory, such as ``"index.html"``),
-    ``immutable_versions`` (a long-lived immutable Cache-Control for requests whose
-    ``?v=`` is the file's current hash), ``dotfiles`` (``"deny"``, the default: 404
-    for any path with a segment that starts with a dot, but ``.well-known`` at the
-    top, and no such entry in listings; ``"allow"`` serves them as upstream does) and
-    the options of
-    :class:`ConditionalFileResponse` (``etag``, ``last_modified``, ``cache_control``,
-    ``precompressed``, ``use_executor``).
+    ``chunk_size``, ``show_index``, ``follow_symlinks``, ``append_version``), the
+    options of :class:`ConditionalFileResponse` (``etag``, ``last_modified``,
+    ``cache_control``, ``precompressed``, ``use_executor``), and:
+
+    - ``index``: a file name to serve for a directory, such as ``"index.html"``;
+    - ``fallback``: a single-page app's page, for page navigations to missing paths;
+    - ``not_found``: a page for every 404 of the route;
+    - ``extensions``: clean URLs, ``("html",)`` serving ``about.html`` for ``/about``;
+    - ``immutable``: a pattern or a function of the path naming files that never
+      change, and ``immutable_versions``: requests whose ``?v=`` is the file's hash,
+      both then sent with a year-long immutable Cache-Control;
+    - ``headers``: a mapping, or a function ``(path, stat_result)`` returning one,
+      of header fields for the 200, 206 and 304 of each file;
+    - ``dotfiles``: ``"deny"`` (the default) answers 404 for any path with a segment
+      that starts with a dot, but ``.well-known`` at the top; ``"allow"`` serves them.
     """
     if isinstance(router, web.Application):
         router = router.router

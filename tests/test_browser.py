@@ -142,3 +142,45 @@ async def test_every_reload_shows_the_newest_script(
         assert await browser.load("Page.reload") == "5"
     finally:
         server.stop()
+
+
+CROSS_ORIGIN_FETCHES = """
+(async () => {
+  const base = "%s";
+  // A field no CORS rule lets through unasked: the browser sends a preflight first.
+  const got = await fetch(base + "/data.txt", {headers: {"X-Requested-With": "t"}});
+  const missing = await fetch(base + "/missing.txt");
+  return [got.status, await got.text(), got.headers.get("ETag") !== null,
+          missing.status];
+})().catch(error => "blocked: " + error)
+"""
+
+
+@pytest.mark.parametrize("cors", [True, False], ids=["cors", "no-cors"])
+async def test_a_script_of_another_origin_reads_what_cors_lets_it(
+    browser: DevTools, tmp_path: Path, cors: bool
+) -> None:
+    (tmp_path / "page").mkdir()
+    (tmp_path / "page" / "index.html").write_text("<!doctype html><body>page</body>")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "data.txt").write_text("shared\n")
+    time.sleep(1.05)  # old enough for an ETag
+    page = CliServer(tmp_path / "page")
+    data = CliServer(tmp_path / "data", *(("--cors",) if cors else ()))
+    try:
+        await browser.load("Page.navigate", url=f"http://127.0.0.1:{page.port}/")
+        result = await browser.call(
+            "Runtime.evaluate",
+            expression=CROSS_ORIGIN_FETCHES % f"http://127.0.0.1:{data.port}",
+            awaitPromise=True,
+            returnByValue=True,
+        )
+        got = result["result"]["value"]
+        if cors:
+            # The ETag is readable too, and a 404 is a 404, not a network error.
+            assert got == [200, "shared\n", True, 404]
+        else:
+            assert str(got).startswith("blocked: TypeError")
+    finally:
+        page.stop()
+        data.stop()

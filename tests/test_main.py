@@ -252,3 +252,82 @@ def test_a_missing_page_is_a_usage_error(
     )
     assert result.returncode == 2
     assert options[0] in result.stderr
+
+
+def test_header_fields_from_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    port = free_port()
+    process = start(
+        str(tmp_path), "--port", str(port),
+        "-H", "X-Content-Type-Options: nosniff",
+        "--header", "Link: </a.txt>; rel=preload",
+        "-H", "Link:</b.txt>; rel=preload",
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.readline()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/a.txt") as resp:
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+            # Repeated, as curl's -H repeats: two fields.
+            assert resp.headers.get_all("Link") == [
+                "</a.txt>; rel=preload",
+                "</b.txt>; rel=preload",
+            ]
+            assert "Access-Control-Allow-Origin" not in resp.headers
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "value", ["no colon", "Bad Name: x", 'ETag: "x"', "X-A: b\x01"]
+)
+def test_a_header_that_cannot_be_sent_is_a_usage_error(
+    tmp_path: Path, value: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), "-H", value],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "argument -H/--header:" in result.stderr.splitlines()[-1]
+
+
+def test_cors_answers_every_request_and_preflights(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    port = free_port()
+    process = start(str(tmp_path), "--port", str(port), "--cors")
+    assert process.stdout is not None
+    process.stdout.readline()
+    try:
+        for path in ("/a.txt", "/missing"):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+            try:
+                resp = urllib.request.urlopen(request, timeout=10)
+            except urllib.error.HTTPError as error:
+                resp = error
+            with resp:
+                assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        preflight = urllib.request.Request(
+            f"http://127.0.0.1:{port}/a.txt",
+            method="OPTIONS",
+            headers={
+                "Origin": "http://example.test",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "if-none-match, x-requested-with",
+            },
+        )
+        with urllib.request.urlopen(preflight, timeout=10) as resp:
+            assert resp.status == 204
+            assert resp.headers["Access-Control-Allow-Origin"] == "*"
+            assert resp.headers["Access-Control-Allow-Methods"] == "GET, HEAD"
+            assert (
+                resp.headers["Access-Control-Allow-Headers"]
+                == "if-none-match, x-requested-with"
+            )
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

@@ -1194,3 +1194,135 @@ def test_a_page_that_is_a_dotfile_fails_where_it_is_given(
     with pytest.raises(ValueError, match="dotfile"):
         add_static(web.Application(), "/s", tmp_path, **{option: ".env"})
     add_static(web.Application(), "/s", tmp_path, dotfiles="allow", **{option: ".env"})
+
+
+# --- header fields of the route -----------------------------------------------------------
+
+
+async def test_header_fields_go_on_the_200_206_and_304_of_files(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    (app_site / "about.txt.gz").write_bytes(b"pretend gzip")
+    age(app_site / "about.txt.gz")
+    fields = {"X-Content-Type-Options": "nosniff", "Vary": "Origin"}
+    client = await serve_app(
+        aiohttp_client,
+        app_site,
+        headers=fields,
+        fallback="index.html",
+        not_found="404.html",
+    )
+    async with client.get("/about.txt", headers={"Accept-Encoding": "gzip"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        # The caller's Vary and the route's own, in one field.
+        assert resp.headers.getall("Vary") == ["Origin, Accept-Encoding"]
+        etag = resp.headers["ETag"]
+    for headers, status in [
+        ({"Range": "bytes=0-1", "Accept-Encoding": "gzip"}, 206),
+        ({"If-None-Match": etag, "Accept-Encoding": "gzip"}, 304),
+    ]:
+        async with client.get("/about.txt", headers=headers) as resp:
+            assert resp.status == status
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    async with client.head("/about.txt") as resp:
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    async with client.get("/users/1", headers={"Accept": NAVIGATION}) as resp:
+        assert resp.status == 200  # the fallback page is a 200 of a file
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers.getall("Vary") == ["Origin, Accept"]
+    # Not on what is not the answer of a file: a 404 (page or not), 412, 416.
+    for path, headers, status in [
+        ("/missing.js", {}, 404),
+        ("/about.txt", {"If-Match": '"other"'}, 412),
+        ("/about.txt", {"Range": "bytes=99-"}, 416),
+    ]:
+        async with client.get(path, headers=headers) as resp:
+            assert resp.status == status
+            assert "X-Content-Type-Options" not in resp.headers
+
+
+async def test_a_header_function_is_given_the_file_and_its_stat(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    (app_site / "assets" / "app.js.gz").write_bytes(b"pretend gzip")
+    age(app_site / "assets" / "app.js.gz")
+    calls: list[tuple[str, int]] = []
+
+    def fields(path: str, st: os.stat_result) -> dict[str, str] | None:
+        calls.append((path, st.st_size))
+        if path.endswith(".js"):
+            return {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+        return None
+
+    client = await serve_app(
+        aiohttp_client, app_site, headers=fields, cache_control="no-cache"
+    )
+    async with client.get("/assets/app.js", headers={"Accept-Encoding": "gzip"}) as r:
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+        # The caller's Cache-Control for this file wins over the route's.
+        assert r.headers.getall("Cache-Control") == ["no-store"]
+    # The path of the file a variant stands for, the stat of what is sent.
+    assert calls == [(f"{app_site}/assets/app.js", len(b"pretend gzip"))]
+    async with client.get("/about.txt") as resp:
+        assert "Access-Control-Allow-Origin" not in resp.headers
+        assert resp.headers["Cache-Control"] == "no-cache"
+    assert len(calls) == 2  # once a request
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(ZeroDivisionError("bug"), id="raises"),
+        pytest.param(["X-A: b"], id="not-a-mapping"),
+        pytest.param({"X-A": "b\r\nSet-Cookie: x=1"}, id="crlf"),
+        pytest.param({"X-A": 1}, id="not-a-str"),
+        pytest.param({"Bad Name": "x"}, id="bad-name"),
+        pytest.param({"Content-Length": "1"}, id="framing"),
+    ],
+)
+async def test_a_header_function_that_fails_is_a_500_logged_once(
+    aiohttp_client: AiohttpClient,
+    app_site: Path,
+    caplog: pytest.LogCaptureFixture,
+    answer: object,
+) -> None:
+    def fields(path: str, st: os.stat_result) -> Any:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    big = app_site / "big.bin"
+    big.write_bytes(b"x" * 200_000)  # opened to stream, not read ahead
+    age(big)
+    client = await serve_app(aiohttp_client, app_site, headers=fields)
+    with caplog.at_level("ERROR"):
+        async with client.get("/big.bin") as resp:
+            assert resp.status == 500
+            assert b"Set-Cookie" not in await resp.read()
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert open_descriptors(big) == 0  # the file opened to send is closed
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        (["X-A: b"], TypeError),
+        ("X-A: b", TypeError),
+        ({"X-A": "b\nc"}, ValueError),
+        ({"X-A": 1}, ValueError),
+        ({"": "x"}, ValueError),
+        ({"X A": "x"}, ValueError),
+        ({"ETag": '"x"'}, ValueError),
+        ({"content-length": "1"}, ValueError),
+        ({"Transfer-Encoding": "chunked"}, ValueError),
+    ],
+)
+def test_bad_header_fields_fail_where_given(
+    tmp_path: Path, headers: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="headers"):
+        add_static(web.Application(), "/s", tmp_path, headers=headers)
