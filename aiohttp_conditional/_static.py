@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import html
 import os
 import re
-import urllib.parse
 from collections.abc import Callable, Mapping
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, Final, NamedTuple
@@ -22,6 +20,7 @@ from ._etags import content_hash, known_hash
 from ._fields import Fields, HeadersFunction, check_fields
 from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
+from ._listing import listing, quote_path
 from ._lookup import Asked, Options, Outcome, look_up
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
@@ -386,7 +385,7 @@ class ConditionalStaticResource(web.StaticResource):
                     # The prefix is encoded already; the name, decoded from the
                     # request (with the bytes that are not UTF-8 as surrogates), not.
                     location = URL.build(
-                        path=f"{self._prefix}/{_quote(directory)}",
+                        path=f"{self._prefix}/{quote_path(directory)}",
                         query_string=job.raw_query_string,
                         encoded=True,
                     )
@@ -587,29 +586,19 @@ class ConditionalStaticResource(web.StaticResource):
             return None
 
     def _listing(self, path: str, filename: str) -> str:
-        """Return the HTML index of a directory, as aiohttp's StaticResource writes it.
+        """Return the HTML index of a directory, at its URL path ``filename``.
 
-        Its title and links follow the URL path, ``filename``, even where a symlink led
-        elsewhere on disk: they stay under this route and tell nothing of the disk.
+        Its title and links follow the URL path, even where a symlink led elsewhere
+        on disk: they stay under this route and tell nothing of the disk.
         """
         relative = "/".join(
             name for name in filename.split("/") if name not in ("", ".")
         )
-        base = f"{self._prefix}/{relative}" if relative else self._prefix
-        title = f"Index of /{html.escape(_printable(relative or '.'))}"
-        items = []
-        with os.scandir(path) as entries:
-            for entry in sorted(entries, key=lambda entry: entry.name):
-                if self._hide_dotfiles and _names_a_dotfile(f"{relative}/{entry.name}"):
-                    continue
-                url_path = f"{base}/{entry.name}"
-                name = f"{entry.name}/" if _is_dir(entry) else entry.name
-                href = _href(url_path)
-                items.append(
-                    f'<li><a href="{href}">{html.escape(_printable(name))}</a></li>'
-                )
-        body = f"<body>\n<h1>{title}</h1>\n<ul>\n{chr(10).join(items)}\n</ul>\n</body>"
-        return f"<html>\n<head>\n<title>{title}</title>\n</head>\n{body}\n</html>"
+
+        def hide(name: str) -> bool:
+            return self._hide_dotfiles and _names_a_dotfile(f"{relative}/{name}")
+
+        return listing(path, self._prefix, relative, hide)
 
     def __repr__(self) -> str:
         name = f"'{self.name}'" if self.name is not None else ""
@@ -660,33 +649,6 @@ def _names_a_dotfile(filename: str) -> bool:
     if names and names[0] == _WELL_KNOWN:
         names = names[1:]
     return any(name.startswith(".") for name in names)
-
-
-def _printable(name: str) -> str:
-    """Show a file name that is not valid UTF-8 with U+FFFD for its odd bytes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _href(url_path: str) -> str:
-    """Quote a URL path as upstream's listing does; bytes that are not UTF-8 as %XX."""
-    try:
-        url_path.encode("utf-8")
-    except UnicodeEncodeError:
-        return _quote(url_path)
-    return URL.build(path=url_path, encoded=False).raw_path
-
-
-def _quote(path: str) -> str:
-    """Percent-encode a decoded path, its file system bytes as they are."""
-    return urllib.parse.quote(os.fsencode(path), safe="/!$&'()*+,;=:@")
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    """Tell whether an entry is a directory, a broken or looping symlink being none."""
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
 
 
 def add_static(

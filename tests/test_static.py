@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import os
+import re
+import shutil
 import socket
 import stat
 import tempfile
@@ -177,10 +180,18 @@ async def test_directory_gets_403_without_listing(mount: Mount, tree: Path) -> N
             assert resp.status == 403
 
 
+def links(page: str) -> list[tuple[str, str]]:
+    """The links of a listing, as a browser reads them: (URL, text)."""
+    found = re.findall(r'<a href="([^"]*)">([^<]*)</a>', page)
+    return [(html.unescape(href), html.unescape(text)) for href, text in found]
+
+
 @pytest.mark.parametrize("path", ["/static/", "/static/sub", "/static/empty-dir/"])
-async def test_listing_is_upstreams_page(
+async def test_listing_links_what_upstreams_links(
     aiohttp_client: AiohttpClient, tree: Path, path: str
 ) -> None:
+    # The same entries at the same URLs; ours puts directories first and adds the
+    # parent link, sizes and times (see test_listings_people_can_read).
     pages = []
     for use_ours in (False, True):
         app = web.Application()
@@ -193,7 +204,11 @@ async def test_listing_is_upstreams_page(
             assert resp.status == 200
             assert resp.content_type == "text/html"
             pages.append(await resp.text())
-    assert pages[0] == pages[1]
+    upstream, ours = links(pages[0]), links(pages[1])
+    if path != "/static/":
+        assert ours[0] == ("/static/", "../")
+        ours = ours[1:]
+    assert sorted(ours) == sorted(upstream)
     assert "a&amp;b&lt;c&gt;.txt" in pages[1] or path != "/static/"
 
 
@@ -773,9 +788,11 @@ async def test_listing_through_a_symlink_leaving_the_root_links_under_the_route(
     client = await aiohttp_client(app)
     async with client.get("/s/dirlink_outside/", timeout=TIMEOUT) as resp:
         page = await resp.text()
-    assert "<title>Index of /dirlink_outside</title>" in page
+    assert "<title>Index of /s/dirlink_outside/</title>" in page
     assert '<a href="/s/dirlink_outside/secret.txt">secret.txt</a>' in page
-    assert ".." not in page  # nothing of where the link leads on disk
+    # Nothing of where the link leads on disk; the parent is the route's.
+    assert str(tree.parent) not in page
+    assert ("/s/", "../") in links(page)
     async with client.get("/s/dirlink_outside/secret.txt", timeout=TIMEOUT) as resp:
         assert (resp.status, await resp.read()) == (200, SECRET)
 
@@ -962,7 +979,7 @@ async def serve_app(
     aiohttp_client: AiohttpClient, root: Path, **options: Any
 ) -> Client:
     app = web.Application()
-    add_static(app, "/", root, index="index.html", **options)
+    add_static(app, "/", root, **{"index": "index.html", **options})
     return await aiohttp_client(app)
 
 
@@ -1326,3 +1343,99 @@ def test_bad_header_fields_fail_where_given(
 ) -> None:
     with pytest.raises(error, match="headers"):
         add_static(web.Application(), "/s", tmp_path, headers=headers)
+
+
+# --- listings -------------------------------------------------------------------------
+
+
+async def test_listings_people_can_read(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    (root / "b-dir").mkdir(parents=True)
+    (root / "b-dir" / "inner").mkdir()
+    (root / "a.txt").write_bytes(b"x" * 3000)
+    (root / "c.bin").write_bytes(b"")
+    (root / "Z-dir").mkdir()
+    (root / "broken").symlink_to(tmp_path / "nowhere")
+    (root / "b-dir" / "one").write_bytes(b"1")
+    os.utime(root / "a.txt", ns=(0, 1_764_633_600_123_456_789))  # 2025-12-02 00:00:00
+    client = await serve_app(aiohttp_client, root, show_index=True, index=None)
+    async with client.get("/") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/html"
+        page = await resp.text()
+    assert "<title>Index of /</title>" in page
+    # Directories first, then files; no parent link at the top of the route.
+    assert [text for _, text in links(page)] == [
+        "Z-dir/", "b-dir/", "a.txt", "broken", "c.bin"
+    ]  # fmt: skip
+    rows = dict(re.findall(r'<tr><td><a href="[^"]*">([^<]*)</a></td>(.*)</tr>', page))
+    assert '<span title="3000 bytes">2.9 KiB</span>' in rows["a.txt"]
+    assert (
+        '<time datetime="2025-12-02T00:00:00Z">2025-12-02 00:00</time>' in rows["a.txt"]
+    )
+    assert '<span title="0 bytes">0 B</span>' in rows["c.bin"]
+    assert '<td class="size">-</td>' in rows["b-dir/"]
+    assert rows["broken"] == '<td class="size"></td><td></td>'  # nothing to stat
+    async with client.get("/b-dir/inner/") as resp:
+        page = await resp.text()
+    assert "<title>Index of /b-dir/inner/</title>" in page
+    assert links(page) == [("/b-dir/", "../")]
+    async with client.get("/b-dir") as resp:
+        assert links(await resp.text())[:2] == [
+            ("/", "../"),
+            ("/b-dir/inner", "inner/"),
+        ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        '"><img src=x onerror=alert(1)>',
+        "x&lt.txt",
+        "it's & <b>bold<b>",
+        "line\nbreak",
+        "%2e%2e",
+        "\u202eevil.txt",
+    ],
+)
+async def test_a_hostile_name_is_listed_as_text_and_links_to_itself(
+    aiohttp_client: AiohttpClient, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / name).write_bytes(b"itself\n")
+    client = await serve_app(
+        aiohttp_client, tmp_path, show_index=True, index=None, dotfiles="allow"
+    )
+    async with client.get("/") as resp:
+        page = await resp.text()
+    assert "<img" not in page and "<b>" not in page
+    ((href, text),) = links(page)
+    assert text == name
+    # What a browser does with the link: percent-decoded, it is the file itself.
+    async with client.get(URL(href, encoded=True)) as resp:
+        assert (resp.status, await resp.read()) == (200, b"itself\n")
+
+
+@pytest.fixture
+def in_memory_dir() -> Iterator[Path]:
+    """A directory on tmpfs, which keeps any time a file is given."""
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm here")
+    path = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("seconds", [-1e15, 1e15], ids=["before", "after"])
+async def test_a_time_no_calendar_shows_is_left_blank(
+    aiohttp_client: AiohttpClient, in_memory_dir: Path, seconds: float
+) -> None:
+    odd = in_memory_dir / "odd"
+    odd.write_bytes(b"odd")
+    os.utime(odd, (seconds, seconds))  # 31 million years away: datetime has none
+    client = await serve_app(aiohttp_client, in_memory_dir, show_index=True, index=None)
+    async with client.get("/") as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    assert '<span title="3 bytes">3 B</span></td><td></td>' in page
