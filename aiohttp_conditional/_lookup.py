@@ -17,6 +17,7 @@ from stat import S_ISREG
 from typing import Final, NamedTuple
 
 from ._clock import Moment
+from ._digest import repr_digest
 from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant, variant_tag
 from ._etags import ETagFunction, checked_tag, content_hash, file_identity, known_hash
 from ._kernel import FileSystem, WouldBlock
@@ -27,6 +28,7 @@ from ._preconditions import (
     Validators,
     decide,
     make_validators,
+    stable_from_ns,
 )
 
 __all__ = ("FORBIDDEN", "NOT_FOUND", "Asked", "Options", "Outcome", "look_up")
@@ -47,6 +49,7 @@ class Options(NamedTuple):
     etag_function: ETagFunction | None = None  # None: the tag from the stat
     last_modified: bool = True
     precompressed: tuple[str, ...] = DEFAULT_ORDER
+    digest: bool = False  # send Repr-Digest (RFC 9530)
 
     @classmethod
     def of(
@@ -54,10 +57,18 @@ class Options(NamedTuple):
         etag: object = True,
         last_modified: bool = True,
         precompressed: tuple[str, ...] = DEFAULT_ORDER,
+        digest: bool = False,
     ) -> Options:
         """Return the options from a response's arguments; ValueError for bad ones."""
-        if etag is True and last_modified is True and precompressed is DEFAULT_ORDER:
+        if (
+            etag is True
+            and last_modified is True
+            and precompressed is DEFAULT_ORDER
+            and digest is False
+        ):
             return _DEFAULTS
+        if not isinstance(digest, bool):
+            raise ValueError(f"digest must be True or False: {digest!r}")
         function: ETagFunction | None = None
         if etag == "content":
             function = content_hash
@@ -70,7 +81,14 @@ class Options(NamedTuple):
         unknown = [coding for coding in precompressed if coding not in SUFFIXES]
         if unknown:
             raise ValueError(f"no precompressed variants of {', '.join(unknown)}")
-        return cls(etag is not False, function, last_modified, tuple(precompressed))
+        return cls(
+            etag is not False,
+            function,
+            last_modified,
+            tuple(precompressed),
+            # With etag="content" the hash is at hand: its digest costs nothing more.
+            digest or function is content_hash,
+        )
 
 
 _DEFAULTS: Final = Options()
@@ -84,6 +102,8 @@ class Asked(NamedTuple):
     accept_encoding: str | None
     # Read before the file's stat: see _clock.moment.
     started: Moment
+    # Want-Repr-Digest calls SHA-256 "not acceptable" (RFC 9530 §4).
+    refuses_digest: bool = False
 
 
 class Outcome(NamedTuple):
@@ -100,6 +120,7 @@ class Outcome(NamedTuple):
     # then the file is closed already.
     data: bytes | None = None
     date: int | None = None  # the answer's Date: the second it was decided in
+    digest: str | None = None  # the Repr-Digest of what is sent, the whole of it
 
     def close(self) -> None:
         """Close the file of an outcome that will not be sent after all."""
@@ -247,6 +268,13 @@ def _decide(
         # multipart body itself is compressed, and clients fail to decode it.
         # RFC 9110 §14.2 lets a server ignore Range: the whole variant is sent.
         decision = Decision(FileResponseState.SEND)
+    digest = None
+    if (
+        options.digest
+        and not asked.refuses_digest
+        and decision.state is FileResponseState.SEND
+    ):
+        digest = _digest(fs, variant.path, st, asked.started)
     return Outcome(
         decision,
         validators,
@@ -256,7 +284,29 @@ def _decide(
         variant.has_variants,
         st,
         date=asked.started.date,
+        digest=digest,
     )
+
+
+def _digest(
+    fs: FileSystem, path: str, st: os.stat_result, started: Moment
+) -> str | None:
+    """Return the Repr-Digest of the file ``st`` describes, or None for none yet.
+
+    The hash is that of ``content_hash``, kept by the file's identity, so the bytes
+    it was made from are those the identity check at open lets through.  A file not
+    yet stable gets none: a later version may still share its identity.
+    """
+    if started.fs_ns < stable_from_ns(st.st_mtime_ns, st.st_ctime_ns):
+        return None
+    found = known_hash(st)
+    if found is None:
+        if not fs.may_block:
+            raise WouldBlock(path)  # hashing reads the whole file
+        found = content_hash(path, st)
+        if found is None:
+            return None
+    return repr_digest(found)
 
 
 def _tag(

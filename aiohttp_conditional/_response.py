@@ -21,6 +21,7 @@ from aiohttp.typedefs import LooseHeaders, PathLike
 from multidict import CIMultiDictProxy
 
 from ._clock import moment
+from ._digest import refuses_sha256
 from ._disposition import content_disposition
 from ._encoding import DEFAULT_ORDER
 from ._etags import ETagFunction
@@ -78,6 +79,8 @@ def _field(headers: CIMultiDictProxy[str], name: str) -> str | None:
 
 
 _NO_CONDITIONS: Final = Conditions()
+_REPR_DIGEST: Final = "Repr-Digest"
+_WANT_REPR_DIGEST: Final = "Want-Repr-Digest"
 
 
 def conditions_of(headers: CIMultiDictProxy[str]) -> Conditions:
@@ -97,6 +100,11 @@ def accept_encoding_of(headers: CIMultiDictProxy[str]) -> str | None:
     return _field(headers, hdrs.ACCEPT_ENCODING)
 
 
+def refuses_digest_of(headers: CIMultiDictProxy[str]) -> bool:
+    """Tell whether a request's Want-Repr-Digest calls our digest not acceptable."""
+    return refuses_sha256(_field(headers, _WANT_REPR_DIGEST))
+
+
 class ConditionalFileResponse(web.FileResponse):
     """A FileResponse that answers conditional requests exactly as RFC 9110 says.
 
@@ -113,6 +121,13 @@ class ConditionalFileResponse(web.FileResponse):
         The content-codings whose variants (``.br``, ``.zst``, ``.gz`` beside the
         file) may be sent, in the order to prefer them when the client weighs several
         alike; ``()`` sends only the file itself.
+    ``digest``
+        True to send ``Repr-Digest: sha-256=:...:`` (RFC 9530) on every 200 and 206
+        and their HEAD: the SHA-256 of the whole representation sent (a variant's
+        own bytes; the whole file for a range), computed once per version of the
+        file, as ``etag="content"`` computes its hash (which sends it too).  A file
+        changed within the last second gets none yet; a request whose
+        ``Want-Repr-Digest`` gives ``sha-256`` a 0 gets none.
     ``filename``, ``disposition``
         Send ``Content-Disposition`` (RFC 6266): ``"attachment"`` to have the file
         saved, ``"inline"`` to have it shown, under ``filename`` (the file's own name
@@ -146,6 +161,7 @@ class ConditionalFileResponse(web.FileResponse):
         cache_control: str | None = None,
         use_executor: UseExecutor = "auto",
         precompressed: tuple[str, ...] = DEFAULT_ORDER,
+        digest: bool = False,
         filename: str | None = None,
         disposition: Literal["attachment", "inline"] | None = None,
     ) -> None:
@@ -154,7 +170,7 @@ class ConditionalFileResponse(web.FileResponse):
         web.StreamResponse.__init__(self, status=status, reason=reason, headers=headers)
         self._fspath = os.fspath(path)
         self._chunk_size = chunk_size
-        self._options = Options.of(etag, last_modified, precompressed)
+        self._options = Options.of(etag, last_modified, precompressed, digest)
         if cache_control is not None and not FIELD_VALUE.match(cache_control):
             # aiohttp would refuse to send it: fail here, not on every request.
             raise ValueError(f"cache_control is not a header value: {cache_control!r}")
@@ -202,6 +218,7 @@ class ConditionalFileResponse(web.FileResponse):
                 conditions_of(headers) if 200 <= self.status < 300 else _NO_CONDITIONS,
                 accept_encoding_of(headers),
                 moment(),
+                refuses_digest_of(headers),
             )
             await run(self._use_executor, functools.partial(self._look_up, asked))
         # From here on prepare() owns the file the lookup opened, and closes it.
@@ -296,6 +313,8 @@ class ConditionalFileResponse(web.FileResponse):
         self._set_caching_headers(outcome)
         if 200 <= self.status < 300:
             headers[hdrs.ACCEPT_RANGES] = "bytes"
+        if outcome.digest is not None:
+            headers[_REPR_DIGEST] = outcome.digest
         ranges = outcome.decision.ranges
         if len(ranges) > 1:
             assert file is not None

@@ -29,6 +29,7 @@ from ._response import (
     accept_encoding_of,
     conditions_of,
     decided_response,
+    refuses_digest_of,
 )
 
 __all__ = ("ConditionalStaticResource", "add_static", "static")
@@ -42,7 +43,14 @@ _WELL_KNOWN: Final = ".well-known"
 # cache stored from the 200).
 _WITH_FIELDS: Final = (FileResponseState.SEND, FileResponseState.NOT_MODIFIED)
 _RESPONSE_OPTIONS: Final = frozenset(
-    {"etag", "last_modified", "cache_control", "use_executor", "precompressed"}
+    {
+        "etag",
+        "last_modified",
+        "cache_control",
+        "use_executor",
+        "precompressed",
+        "digest",
+    }
 )
 
 
@@ -185,7 +193,7 @@ class ConditionalStaticResource(web.StaticResource):
             **{
                 name: value
                 for name, value in response_options.items()
-                if name in ("etag", "last_modified", "precompressed")
+                if name in ("etag", "last_modified", "precompressed", "digest")
             }
         )
         self._cache_control: str | None = response_options.get("cache_control")
@@ -223,6 +231,7 @@ class ConditionalStaticResource(web.StaticResource):
             conditions_of(headers),
             accept_encoding_of(headers),
             moment(),
+            refuses_digest_of(headers),
         )
         filename = request.match_info["filename"]
         navigation = None
