@@ -9,6 +9,7 @@ from typing import Final
 
 __all__ = (
     "FIELD_VALUE",
+    "TOKEN",
     "Fields",
     "HeadersFunction",
     "check_fields",
@@ -19,7 +20,7 @@ Fields = tuple[tuple[str, str], ...]
 HeadersFunction = Callable[[str, os.stat_result], Mapping[str, str] | None]
 
 # RFC 9110 §5.1: a field name is a token.
-_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 §5.5: visible ASCII, spaces and tabs; no CR or LF, which would end the
 # field, nor any other control character.  (obs-text is left out: clients differ
 # on how they decode it.)
@@ -60,7 +61,7 @@ def check_fields(fields: object, where: str) -> Fields:
         )
     checked = []
     for name, value in fields.items():
-        if not isinstance(name, str) or not _TOKEN.match(name):
+        if not isinstance(name, str) or not TOKEN.match(name):
             raise ValueError(f"{where}: {name!r} is not a header field name")
         if name.lower() in _OWN:
             raise ValueError(f"{where}: {name} is worked out by the response itself")

@@ -25,7 +25,7 @@ from ._digest import refuses_sha256
 from ._disposition import content_disposition
 from ._encoding import DEFAULT_ORDER
 from ._etags import ETagFunction
-from ._fields import FIELD_VALUE
+from ._fields import FIELD_VALUE, TOKEN
 from ._jobs import UseExecutor, check_use_executor, closer, run
 from ._kernel import FileSystem
 from ._lookup import Asked, Options, Outcome, look_up
@@ -134,6 +134,10 @@ class ConditionalFileResponse(web.FileResponse):
         if not given; a name alone means ``"attachment"``).  A name that is not plain
         ASCII goes as ``filename*`` (RFC 8187) after an ASCII fallback; no name can
         add a field or a directory.
+    ``text_charset``
+        A charset (``"utf-8"``) for the Content-Type of ``text/*`` files, as
+        aiohttp's next release takes it: ``text/html; charset=utf-8``.  Also the
+        sixth positional argument, as there.
     ``use_executor``
         Where the stat, the decision and the open run.  ``"auto"`` (the default):
         on the event loop when the kernel can answer every step from its caches on
@@ -155,6 +159,7 @@ class ConditionalFileResponse(web.FileResponse):
         status: int = 200,
         reason: str | None = None,
         headers: LooseHeaders | None = None,
+        text_charset: str | None = None,
         *,
         etag: bool | Literal["content"] | ETagFunction = True,
         last_modified: bool = True,
@@ -175,6 +180,11 @@ class ConditionalFileResponse(web.FileResponse):
             # aiohttp would refuse to send it: fail here, not on every request.
             raise ValueError(f"cache_control is not a header value: {cache_control!r}")
         self._cache_control = cache_control
+        if text_charset is not None and not (
+            isinstance(text_charset, str) and TOKEN.match(text_charset)
+        ):
+            raise ValueError(f"text_charset is not a charset name: {text_charset!r}")
+        self._text_charset = text_charset
         self._use_executor = check_use_executor(use_executor)
         self._disposition: str | None = None
         if filename is not None or disposition is not None:
@@ -303,7 +313,11 @@ class ConditionalFileResponse(web.FileResponse):
         size = outcome.size
         if hdrs.CONTENT_TYPE not in headers:
             content_type = _CONTENT_TYPES.guess_type(self._fspath)[0]
-            headers[hdrs.CONTENT_TYPE] = content_type or _FALLBACK_CONTENT_TYPE
+            if content_type is None:
+                content_type = _FALLBACK_CONTENT_TYPE
+            elif self._text_charset is not None and content_type.startswith("text/"):
+                content_type = f"{content_type}; charset={self._text_charset}"
+            headers[hdrs.CONTENT_TYPE] = content_type
         if self._disposition is not None and hdrs.CONTENT_DISPOSITION not in headers:
             headers[hdrs.CONTENT_DISPOSITION] = self._disposition
         if outcome.encoding is not None:
@@ -401,6 +415,7 @@ def decided_response(
     use_executor: UseExecutor,
     status: int = 200,
     headers: LooseHeaders | None = None,
+    text_charset: str | None = None,
 ) -> ConditionalFileResponse:
     """Return a response that answers with an outcome the caller looked up.
 
@@ -412,6 +427,7 @@ def decided_response(
         chunk_size=chunk_size,
         status=status,
         headers=headers,
+        text_charset=text_charset,
         cache_control=cache_control,
         use_executor=use_executor,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -51,6 +52,15 @@ _RESPONSE_OPTIONS: Final = frozenset(
         "precompressed",
         "digest",
     }
+)
+
+
+# What upstream's StaticResource calls following symlinks out of the root: the name
+# changes in aiohttp's next release.
+_SANDBOX: Final = (
+    "break_symlink_sandbox"
+    if "break_symlink_sandbox" in inspect.signature(web.StaticResource).parameters
+    else "follow_symlinks"
 )
 
 
@@ -106,6 +116,8 @@ class ConditionalStaticResource(web.StaticResource):
         show_index: bool = False,
         follow_symlinks: bool = False,
         append_version: bool = False,
+        break_symlink_sandbox: bool | None = None,
+        text_charset: str | None = None,
         index: str | None = None,
         immutable_versions: bool = False,
         dotfiles: str = "deny",
@@ -116,6 +128,13 @@ class ConditionalStaticResource(web.StaticResource):
         headers: Mapping[str, str] | HeadersFunction | None = None,
         **response_options: Any,
     ) -> None:
+        # aiohttp's next release renames follow_symlinks, to say what it does.
+        if break_symlink_sandbox is not None:
+            if follow_symlinks and not break_symlink_sandbox:
+                raise ValueError(
+                    "follow_symlinks=True and break_symlink_sandbox=False disagree"
+                )
+            follow_symlinks = follow_symlinks or bool(break_symlink_sandbox)
         unknown = response_options.keys() - _RESPONSE_OPTIONS
         if unknown:
             raise TypeError(
@@ -166,7 +185,10 @@ class ConditionalStaticResource(web.StaticResource):
                 )
         # A bad value fails here, once, rather than as a 500 on every request.
         checked = ConditionalFileResponse(
-            directory, chunk_size=chunk_size, **response_options
+            directory,
+            chunk_size=chunk_size,
+            text_charset=text_charset,
+            **response_options,
         )
         super().__init__(
             prefix,
@@ -175,12 +197,14 @@ class ConditionalStaticResource(web.StaticResource):
             expect_handler=expect_handler,
             chunk_size=chunk_size,
             show_index=show_index,
-            follow_symlinks=follow_symlinks,
             append_version=append_version,
+            **{_SANDBOX: follow_symlinks},
         )
         self._root = os.fspath(self._directory)
         self._root_prefix = self._root.rstrip("/") + "/"
         self._index = index
+        self._leaves_root = follow_symlinks
+        self._text_charset = text_charset
         self._immutable_versions = immutable_versions
         self._hide_dotfiles = dotfiles == "deny"
         self._fallback = fallback
@@ -515,6 +539,7 @@ class ConditionalStaticResource(web.StaticResource):
             use_executor=self._use_executor,
             status=status,
             headers=headers,
+            text_charset=self._text_charset,
         )
 
     def _resolve(self, filename: str, fs: FileSystem = DISK) -> _Target | None:
@@ -571,7 +596,7 @@ class ConditionalStaticResource(web.StaticResource):
             raise WouldBlock(path)  # realpath reads links and stats each step
         real = os.path.realpath(path)
         inside = real == self._root or real.startswith(self._root_prefix)
-        if not self._follow_symlinks and not inside:
+        if not self._leaves_root and not inside:
             return None
         if self._hide_dotfiles:
             # What the link leads into, below what it shares with the root: a link
@@ -669,7 +694,8 @@ def add_static(
     """Serve the files under ``path`` at ``prefix``, like ``router.add_static``.
 
     Takes what ``UrlDispatcher.add_static`` takes (``name``, ``expect_handler``,
-    ``chunk_size``, ``show_index``, ``follow_symlinks``, ``append_version``), the
+    ``chunk_size``, ``show_index``, ``follow_symlinks``, ``append_version``, and
+    from aiohttp's next release ``break_symlink_sandbox``, ``text_charset``), the
     options of :class:`ConditionalFileResponse` (``etag``, ``last_modified``,
     ``cache_control``, ``precompressed``, ``use_executor``), and:
 
