@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import re
 import threading
@@ -45,22 +46,39 @@ def content_hash(path: str, st: os.stat_result) -> str | None:
     share its identity (where the file system's clock is coarse, two writes of the
     same size within one tick do), so its hash is neither sent nor cached.
     """
+    found = _HASHES.get(file_identity(st))
+    if found is not None:
+        return found
+    if fs_now_ns() < stable_from_ns(st.st_mtime_ns, st.st_ctime_ns):
+        return None
+    # O_NONBLOCK: a FIFO swapped in for the file must not hold the thread in open().
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(descriptor, "rb", buffering=0) as file:
+        return hash_open_file(file, st)
+
+
+def hash_open_file(file: io.FileIO, st: os.stat_result) -> str | None:
+    """Return `content_hash` of a file already open, which must be the one ``st`` is.
+
+    It reads at offsets, so the file's own position is left where it was, for
+    whoever sends it next.
+    """
     key = file_identity(st)
     found = _HASHES.get(key)
     if found is not None:
         return found
     if fs_now_ns() < stable_from_ns(st.st_mtime_ns, st.st_ctime_ns):
         return None
+    fd = file.fileno()
+    if file_identity(os.fstat(fd)) != key:
+        return None
     sha256 = hashlib.sha256()
-    # O_NONBLOCK: a FIFO swapped in for the file must not hold the thread in open().
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(descriptor, "rb", buffering=0) as file:
-        if file_identity(os.fstat(file.fileno())) != key:
-            return None
-        while chunk := file.read(_READ_SIZE):
-            sha256.update(chunk)
-        if file_identity(os.fstat(file.fileno())) != key:
-            return None  # written to while read
+    offset = 0
+    while chunk := os.pread(fd, _READ_SIZE, offset):
+        sha256.update(chunk)
+        offset += len(chunk)
+    if file_identity(os.fstat(fd)) != key:
+        return None  # written to while read
     found = base64.urlsafe_b64encode(sha256.digest()).decode("ascii")
     with _HASHES_LOCK:
         if len(_HASHES) >= _MAX_HASHES:

@@ -19,7 +19,14 @@ from typing import Final, NamedTuple
 from ._clock import Moment
 from ._digest import repr_digest
 from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant, variant_tag
-from ._etags import ETagFunction, checked_tag, content_hash, file_identity, known_hash
+from ._etags import (
+    ETagFunction,
+    checked_tag,
+    content_hash,
+    file_identity,
+    hash_open_file,
+    known_hash,
+)
 from ._kernel import FileSystem, WouldBlock
 from ._preconditions import (
     Conditions,
@@ -212,6 +219,10 @@ def _open(
             if outcome.decision.state is not FileResponseState.SEND:
                 file.close()
                 return outcome
+        if options.digest and not asked.refuses_digest:
+            assert outcome.stat is not None
+            digest = _digest(fs, variant.path, file, outcome.stat, asked.started)
+            outcome = outcome._replace(digest=digest)
         data = _read_ahead(fs, file, asked.method, outcome)
         if (
             data is not None
@@ -268,13 +279,6 @@ def _decide(
         # multipart body itself is compressed, and clients fail to decode it.
         # RFC 9110 §14.2 lets a server ignore Range: the whole variant is sent.
         decision = Decision(FileResponseState.SEND)
-    digest = None
-    if (
-        options.digest
-        and not asked.refuses_digest
-        and decision.state is FileResponseState.SEND
-    ):
-        digest = _digest(fs, variant.path, st, asked.started)
     return Outcome(
         decision,
         validators,
@@ -284,18 +288,18 @@ def _decide(
         variant.has_variants,
         st,
         date=asked.started.date,
-        digest=digest,
     )
 
 
 def _digest(
-    fs: FileSystem, path: str, st: os.stat_result, started: Moment
+    fs: FileSystem, path: str, file: io.FileIO, st: os.stat_result, started: Moment
 ) -> str | None:
-    """Return the Repr-Digest of the file ``st`` describes, or None for none yet.
+    """Return the Repr-Digest of the open file ``st`` describes; None for none yet.
 
-    The hash is that of ``content_hash``, kept by the file's identity, so the bytes
-    it was made from are those the identity check at open lets through.  A file not
-    yet stable gets none: a later version may still share its identity.
+    The hash is that of ``content_hash``, kept by the file's identity, and made from
+    the file that is to be sent, so its bytes are those the identity check let
+    through.  A file not yet stable gets none: a later version may still share its
+    identity.
     """
     if started.fs_ns < stable_from_ns(st.st_mtime_ns, st.st_ctime_ns):
         return None
@@ -303,7 +307,7 @@ def _digest(
     if found is None:
         if not fs.may_block:
             raise WouldBlock(path)  # hashing reads the whole file
-        found = content_hash(path, st)
+        found = hash_open_file(file, st)
         if found is None:
             return None
     return repr_digest(found)

@@ -20,9 +20,10 @@ from aiohttp.pytest_plugin import AiohttpClient
 from aiohttp.test_utils import TestClient
 from hypothesis import settings
 
-from aiohttp_conditional import ConditionalFileResponse
+from aiohttp_conditional import ConditionalFileResponse, ConditionalStaticResource
 from aiohttp_conditional._clock import fs_now_ns
 from aiohttp_conditional._kernel import CACHE, WouldBlock
+from aiohttp_conditional._lookup import Options
 from aiohttp_conditional._preconditions import stable_from_ns
 
 # A shared CI machine can stall any example past hypothesis's 200 ms deadline; a slow
@@ -39,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("auto", "true", "false"),
         default="auto",
         help="the default use_executor of our responses and routes in this run",
+    )
+    parser.addoption(
+        "--with-options",
+        action="store_true",
+        help="turn on, by default, the options that add to answers without changing "
+        "what they answer: digests, header fields, text_charset, clean URLs",
     )
 
 
@@ -58,6 +65,50 @@ def default_use_executor(pytestconfig: pytest.Config) -> Iterator[object]:
     defaults["use_executor"] = value
     yield value
     defaults["use_executor"] = saved
+
+
+# What --with-options turns on: each adds to an answer, none may change whether it is a
+# 200, 206, 304, 412 or 404, nor a byte of a body.
+WITH_OPTIONS: dict[str, dict[str, Any]] = {
+    "response": {"digest": True, "disposition": "inline"},
+    "route": {
+        "headers": {"X-Content-Type-Options": "nosniff"},
+        "text_charset": "utf-8",
+        "extensions": ("never-there",),
+        "not_found": "never-there.html",
+        "fallback": "never-there.html",
+    },
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def with_options(pytestconfig: pytest.Config) -> Iterator[bool]:
+    """With --with-options, make every response and route with the options on.
+
+    CI runs the tests of the promise so once: they must pass with them as without.
+    The route's digest comes from the response options it is given, so the default
+    of `Options.of` is the one to change.
+    """
+    if not pytestconfig.getoption("with_options"):
+        yield False
+        return
+    saved = []
+    for function, options in (
+        (ConditionalFileResponse.__init__, WITH_OPTIONS["response"]),
+        (ConditionalStaticResource.__init__, WITH_OPTIONS["route"]),
+    ):
+        defaults = function.__kwdefaults__
+        assert defaults is not None
+        saved.append((defaults, dict(defaults)))
+        defaults.update(options)
+    of = Options.of.__func__  # type: ignore[attr-defined]
+    saved_of = of.__defaults__
+    of.__defaults__ = (*saved_of[:-1], True)  # digest
+    yield True
+    of.__defaults__ = saved_of
+    for defaults, old in saved:
+        defaults.clear()
+        defaults.update(old)
 
 
 Client = TestClient[web.Request, web.Application]

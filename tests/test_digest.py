@@ -147,8 +147,9 @@ async def test_no_digest_for_a_file_not_yet_stable(
 @pytest.mark.parametrize(
     ("options", "want", "sent"),
     [
-        ({}, None, False),
-        ({}, "sha-256=10", False),  # the deployer's choice: asking starts no reads
+        ({"digest": False}, None, False),
+        # The deployer's choice: asking starts no reads.
+        ({"digest": False}, "sha-256=10", False),
         ({"digest": True}, None, True),
         ({"digest": True}, "sha-512=10", True),
         ({"digest": True}, "sha-256=0", False),
@@ -258,3 +259,20 @@ async def test_no_digest_is_ever_sent_that_does_not_match_the_bytes(
             assert (status, body) == (206 if value else 200, expected[value])
             if digest is not None:
                 assert digest == sha256_field(content)
+
+
+async def test_the_digest_is_made_from_the_file_opened_to_send_it(
+    aiohttp_client: AiohttpClient, tmp_path: Path, opened: list[str]
+) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(BIG)
+    age(path)
+    client = await serve(aiohttp_client, path, digest=True, use_executor=True)
+    opened.clear()  # the write above
+    assert await get(client) == (200, sha256_field(BIG), BIG)
+    assert opened == [str(path)]  # one open: hashed, then sent
+    async with client.get("/f") as resp:
+        etag = resp.headers["ETag"]
+    opened.clear()
+    assert (await get(client, if_none_match=etag))[:2] == (304, None)
+    assert opened == []  # a 304 opens nothing, digest or not

@@ -180,6 +180,11 @@ async def test_directory_gets_403_without_listing(mount: Mount, tree: Path) -> N
             assert resp.status == 403
 
 
+def vary_of(resp: aiohttp.ClientResponse) -> list[str]:
+    """The field names a response's Vary lists (a route's fallback adds Accept)."""
+    return [name.strip() for name in resp.headers.get("Vary", "").split(",") if name]
+
+
 def links(page: str) -> list[tuple[str, str]]:
     """The links of a listing, as a browser reads them: (URL, text)."""
     found = re.findall(r'<a href="([^"]*)">([^<]*)</a>', page)
@@ -478,7 +483,8 @@ async def test_one_job_and_no_second_stat(
     opens: int,
 ) -> None:
     app = web.Application()
-    add_static(app, "/static", tree, use_executor=True)
+    # The calls of the default answer: a digest's first hash reads more.
+    add_static(app, "/static", tree, use_executor=True, digest=False)
     client = await aiohttp_client(app)
     syscalls.clear()
     async with client.get(
@@ -597,7 +603,7 @@ async def test_a_variant_stands_for_a_missing_file(
         async with client.get(
             path, headers=headers, auto_decompress=False, timeout=TIMEOUT
         ) as resp:
-            return resp.status, resp.headers.get("Content-Type"), await resp.read()
+            return resp.status, resp.content_type, await resp.read()
 
     assert await get("/s/sub/only.txt", "gzip") == (200, "text/plain", b"compressed")
     assert (await get("/s/sub/only.txt", "br"))[0] == 404
@@ -774,10 +780,10 @@ async def test_a_404_that_a_variant_would_answer_carries_vary(
             "/s/site.css", headers=headers, skip_auto_headers=["Accept-Encoding"]
         ) as resp:
             assert resp.status == 404
-            assert resp.headers["Vary"] == "Accept-Encoding"
+            assert "Accept-Encoding" in vary_of(resp)
     async with client.get("/s/other.css", headers={"Accept-Encoding": "br"}) as resp:
         assert resp.status == 404
-        assert "Vary" not in resp.headers
+        assert "Accept-Encoding" not in vary_of(resp)
 
 
 async def test_listing_through_a_symlink_leaving_the_root_links_under_the_route(
