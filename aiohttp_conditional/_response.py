@@ -228,7 +228,7 @@ class ConditionalFileResponse(web.FileResponse):
                 conditions_of(headers) if 200 <= self.status < 300 else _NO_CONDITIONS,
                 accept_encoding_of(headers),
                 moment(),
-                refuses_digest_of(headers),
+                self._options.digest and refuses_digest_of(headers),
             )
             await run(self._use_executor, functools.partial(self._look_up, asked))
         # From here on prepare() owns the file the lookup opened, and closes it.

@@ -255,7 +255,7 @@ class ConditionalStaticResource(web.StaticResource):
             conditions_of(headers),
             accept_encoding_of(headers),
             moment(),
-            refuses_digest_of(headers),
+            self._options.digest and refuses_digest_of(headers),
         )
         filename = request.match_info["filename"]
         navigation = None
