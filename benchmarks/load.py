@@ -59,6 +59,7 @@ class CliServer:
                 str(root.resolve()),
                 "--port",
                 str(self.port),
+                "--quiet",  # nobody reads its stderr until it stops
                 *options,
             ],
             stdout=subprocess.PIPE,

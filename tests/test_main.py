@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -13,7 +16,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+import aiohttp_conditional
+
+PROG = "python -m aiohttp_conditional"
 
 
 def free_port() -> int:
@@ -42,13 +50,17 @@ def served(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "secret.txt").write_text("outside\n")
     (root / "escape.txt").symlink_to(tmp_path / "secret.txt")
     port = free_port()
-    process = start(str(root), "--port", str(port))
+    process = start(str(root), "--port", str(port), "--quiet")
     assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.strip() == f"Serving {root} at http://127.0.0.1:{port}/"
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.communicate(timeout=10)
+    try:
+        line = process.stdout.readline()
+        assert line.strip() == (
+            f"Serving {root} at http://127.0.0.1:{port}/ (press Ctrl+C to quit)"
+        )
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -331,3 +343,277 @@ def test_cors_answers_every_request_and_preflights(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+# --- the habits of http.server ------------------------------------------------------------
+
+
+def started(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the CLI server; return it and the URL it printed."""
+    process = start(*args)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.fullmatch(r"Serving .* at (\S+) \(press Ctrl\+C to quit\)\n", line)
+    if match is None:
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        raise AssertionError(f"no URL printed: {line!r} {err!r}")
+    return process, match[1]
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    return process.returncode, err
+
+
+def test_an_access_log_line_a_request_on_stderr(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hello\n")
+    process, url = started(str(tmp_path), "--port", "0")
+    try:
+        assert fetch(url + "a.txt") == (200, b"hello\n")
+        assert fetch(url + "missing?x=1")[0] == 404
+        assert fetch(url + "a.txt", {"Range": "bytes=0-1"}) == (206, b"he")
+    finally:
+        code, err = stop(process)
+    assert code == 0
+    lines = err.splitlines()
+    # As http.server writes them, with the size sent.
+    stamp = r"\[\d\d/[A-Z][a-z]{2}/\d{4} \d\d:\d\d:\d\d\]"
+    assert len(lines) == 3, err
+    assert re.fullmatch(
+        rf'127\.0\.0\.1 - - {stamp} "GET /a\.txt HTTP/1\.1" 200 6', lines[0]
+    )
+    assert re.fullmatch(
+        rf'127\.0\.0\.1 - - {stamp} "GET /missing\?x=1 HTTP/1\.1" 404 \d+', lines[1]
+    )
+    assert re.fullmatch(
+        rf'127\.0\.0\.1 - - {stamp} "GET /a\.txt HTTP/1\.1" 206 2', lines[2]
+    )
+
+
+def test_quiet_writes_no_log(tmp_path: Path) -> None:
+    process, url = started(str(tmp_path), "--port", "0", "-q")
+    try:
+        assert fetch(url)[0] == 403
+    finally:
+        code, err = stop(process)
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("options", "host"),
+    [
+        (("-p", "0"), "127.0.0.1"),
+        (("--bind", "::1", "--port", "0"), "[::1]"),
+        (("-b", "localhost", "-p", "0"), "localhost"),
+    ],
+    ids=["port-0", "ipv6", "name"],
+)
+def test_the_url_printed_is_the_one_that_works(
+    tmp_path: Path, options: tuple[str, ...], host: str
+) -> None:
+    (tmp_path / "index.html").write_text("<p>hi</p>\n")
+    process, url = started("-d", str(tmp_path), "-q", *options)
+    try:
+        assert re.fullmatch(rf"http://{re.escape(host)}:[1-9][0-9]*/", url)
+        assert fetch(url) == (200, b"<p>hi</p>\n")
+    finally:
+        assert stop(process) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("8080",), "8080 is not a directory; did you mean --port 8080?"),
+        (("--port", "abc"), "argument -p/--port: 'abc' is not a port number"),
+        (("--workers", "0"), "argument --workers: '0' is not a number of processes"),
+        (
+            ("--tls-key", "k.pem"),
+            "--tls-key: give the certificate too, with --tls-cert",
+        ),
+        (("-d", "a", "b"), "two directories to serve: b and a"),
+    ],
+)
+def test_usage_errors_name_the_option(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "aiohttp_conditional", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == f"{PROG}: error: {message}"
+
+
+def test_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiohttp_conditional", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    assert re.fullmatch(
+        rf"{PROG} {re.escape(aiohttp_conditional.__version__)} "
+        rf"\(aiohttp {re.escape(aiohttp.__version__)}\)\n",
+        result.stdout,
+    )
+
+
+# --- several processes --------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
+def connections_of(pid: int) -> int:
+    """The TCP sockets a process has open beyond its listening ones."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+@pytest.mark.parametrize("stop_by", ["SIGINT to the group", "SIGTERM"])
+def test_two_workers_share_the_port_and_stop_cleanly(
+    tmp_path: Path, stop_by: str
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), "-p", "0", "-q",
+         "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's job
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = process.stdout.readline()
+        match = re.fullmatch(
+            r"Serving .* at (http://127\.0\.0\.1:\d+/) from 2 processes "
+            r"\(press Ctrl\+C to quit\)\n",
+            line,
+        )
+        assert match is not None, line
+        workers = children(process.pid)
+        assert len(workers) == 2
+        idle = {pid: connections_of(pid) for pid in workers}
+        # Twenty connections held open: the kernel spreads them over both workers.
+        port = int(match[1].rsplit(":", 1)[1].rstrip("/"))
+        held = []
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            held.append(sock)
+        busy = [connections_of(pid) - idle[pid] for pid in workers]
+        assert all(count > 0 for count in busy), busy
+        assert sum(busy) == 20
+        for sock in held:
+            sock.close()
+    finally:
+        if stop_by == "SIGTERM":
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Traceback" not in err
+    for pid in workers:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
+
+
+# --- HTTPS -------------------------------------------------------------------------------
+
+
+def test_https_with_a_certificate_made_here(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certificate.private_key_pem.write_to_path(str(key))
+    certificate.cert_chain_pems[0].write_to_path(str(cert))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "a.txt").write_text("secure\n")
+    process, url = started(
+        str(site), "-p", "0", "-q", "--tls-cert", str(cert), "--tls-key", str(key)
+    )
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context()
+        authority.configure_trust(context)
+        with urllib.request.urlopen(url + "a.txt", context=context, timeout=10) as r:
+            assert r.read() == b"secure\n"
+    finally:
+        assert stop(process) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("missing", "No such file or directory"),
+        ("mismatched", "the key is not the certificate's"),
+        ("not-pem", "not a PEM certificate and key"),
+    ],
+)
+def test_a_bad_certificate_is_a_usage_error(
+    tmp_path: Path, problem: str, message: str
+) -> None:
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    one, other = authority.issue_cert("localhost"), authority.issue_cert("localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    one.cert_chain_pems[0].write_to_path(str(cert))
+    other.private_key_pem.write_to_path(str(key))
+    if problem == "missing":
+        key = tmp_path / "nope.pem"
+    elif problem == "not-pem":
+        cert.write_text("hello\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "aiohttp_conditional", str(tmp_path),
+         "--tls-cert", str(cert), "--tls-key", str(key)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"{PROG}: error: --tls-cert/--tls-key: ")
+    assert message in last
+
+
+def test_the_console_script_serves_as_the_module_does(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("aiohttp-conditional")
+    if not script.exists():
+        pytest.skip("the package is not installed with its scripts here")
+    (tmp_path / "a.txt").write_text("a\n")
+    process = subprocess.Popen(
+        [str(script), str(tmp_path), "-p", "0", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        url = re.fullmatch(r"Serving .* at (\S+) \(press Ctrl\+C to quit\)\n", line)
+        assert url is not None, line
+        assert fetch(url[1] + "a.txt") == (200, b"a\n")
+    finally:
+        assert stop(process) == (0, "")
