@@ -173,34 +173,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=30, help="per connection")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="the server's --workers, one run each (default: 1 2); the heap and the "
+        "descriptors are followed with 1",
+    )
     args = parser.parse_args(argv)
+    errors = ""
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
         files = make_files(Path(tmp))
-        server = CliServer(Path(tmp))
-        try:
-            for round_number in range(1, args.rounds + 1):
-                before, heap_before = server.rss_and_fds(), server.heap()
-                report = asyncio.run(
-                    load(server.port, files, args.connections, args.requests)
-                )
-                time.sleep(0.5)
-                after, heap_after = server.rss_and_fds(), server.heap()
-                print(
-                    f"round {round_number}: {report.requests} requests on "
-                    f"{args.connections} connections in {report.seconds:.1f} s "
-                    f"({report.requests / report.seconds:.0f}/s), "
-                    f"{len(report.errors)} errors; server RSS {before[0]} -> {after[0]} "
-                    f"KiB, objects {heap_before[0]} -> {heap_after[0]}, allocated "
-                    f"blocks {heap_before[1]} -> {heap_after[1]}, open fds "
-                    f"{before[1]} -> {after[1]}"
-                )
-                for error in report.errors[:10]:
-                    print(f"  {error}")
-        finally:
-            err = server.stop()
-    if err.strip():
-        print(err, file=sys.stderr)
+        for workers in args.workers:
+            print(f"--workers {workers}")
+            server = CliServer(Path(tmp), "--workers", str(workers))
+            try:
+                for round_number in range(1, args.rounds + 1):
+                    _round(server, files, args, round_number, followed=workers == 1)
+            finally:
+                errors += server.stop()
+    if errors.strip():
+        print(errors, file=sys.stderr)
     return 0
+
+
+def _round(
+    server: CliServer,
+    files: dict[str, bytes],
+    args: argparse.Namespace,
+    round_number: int,
+    *,
+    followed: bool,
+) -> None:
+    if followed:
+        before, heap_before = server.rss_and_fds(), server.heap()
+    report = asyncio.run(load(server.port, files, args.connections, args.requests))
+    line = (
+        f"round {round_number}: {report.requests} requests on {args.connections} "
+        f"connections in {report.seconds:.1f} s "
+        f"({report.requests / report.seconds:.0f}/s), {len(report.errors)} errors"
+    )
+    if followed:
+        time.sleep(0.5)
+        after, heap_after = server.rss_and_fds(), server.heap()
+        line += (
+            f"; server RSS {before[0]} -> {after[0]} KiB, objects {heap_before[0]} -> "
+            f"{heap_after[0]}, allocated blocks {heap_before[1]} -> {heap_after[1]}, "
+            f"open fds {before[1]} -> {after[1]}"
+        )
+    print(line)
+    for error in report.errors[:10]:
+        print(f"  {error}")
 
 
 if __name__ == "__main__":
