@@ -170,6 +170,12 @@ class ConditionalFileResponse(web.FileResponse):
         filename: str | None = None,
         disposition: Literal["attachment", "inline"] | None = None,
     ) -> None:
+        """Answer a request with the file at ``path``, when prepared.
+
+        ``chunk_size``, ``status``, ``reason``, ``headers`` and ``text_charset`` are
+        ``web.FileResponse``'s; the keyword-only options are described on the class.
+        A bad option raises ``ValueError`` or ``TypeError`` here, not when prepared.
+        """
         # Not FileResponse.__init__: it builds a pathlib.Path, which costs more than the
         # rest of a 304; the string is all that is needed, and _path stays available.
         web.StreamResponse.__init__(self, status=status, reason=reason, headers=headers)

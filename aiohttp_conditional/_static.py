@@ -128,6 +128,11 @@ class ConditionalStaticResource(web.StaticResource):
         headers: Mapping[str, str] | HeadersFunction | None = None,
         **response_options: Any,
     ) -> None:
+        """Serve the files under ``directory`` at ``prefix``; see :func:`add_static`.
+
+        A bad option raises ``ValueError`` or ``TypeError`` here, when the route is
+        made, not as a 500 on every request.
+        """
         # aiohttp's next release renames follow_symlinks, to say what it does.
         if break_symlink_sandbox is not None:
             if follow_symlinks and not break_symlink_sandbox:

@@ -1,5 +1,7 @@
 """The public surface is exactly __all__: removing or adding a name is a decision."""
 
+import inspect
+
 import aiohttp_conditional
 
 
@@ -22,3 +24,15 @@ def test_every_name_in_all_is_importable_and_documented() -> None:
 
 def test_version() -> None:
     assert isinstance(aiohttp_conditional.__version__, str)
+
+
+def test_help_shows_our_own_documentation() -> None:
+    # Not aiohttp's note on its internal _real_headers, inherited by help().
+    for cls in (
+        aiohttp_conditional.ConditionalFileResponse,
+        aiohttp_conditional.ConditionalStaticResource,
+    ):
+        text = inspect.getdoc(cls.__init__)
+        assert text is not None
+        assert "_real_headers" not in text
+        assert "ValueError" in text
