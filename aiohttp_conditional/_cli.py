@@ -34,9 +34,10 @@ PROG: Final = "python -m aiohttp_conditional"
 # What a cross-origin script may do and read here (the Fetch standard's CORS
 # protocol): GET and HEAD, with any request field, and read every response field,
 # such as ETag and Content-Range.  Browsers cache a preflight's answer this long.
-_CORS_PREFLIGHT: Final = {
-    "Access-Control-Allow-Methods": "GET, HEAD",
-    "Access-Control-Max-Age": "7200",
+_CORS_PREFLIGHT: Final[dict[str, str]] = {
+    hdrs.ALLOW: "GET, HEAD, OPTIONS",  # RFC 9110 §9.3.7, for a plain OPTIONS too
+    hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, HEAD",
+    hdrs.ACCESS_CONTROL_MAX_AGE: "7200",
 }
 # A request line is the client's: its control characters are shown escaped, so that
 # no request can write a line of its own into the log (as http.server escapes them).
@@ -69,11 +70,15 @@ async def _allow_any_origin(request: web.Request, response: web.StreamResponse) 
 
 
 async def _preflight(request: web.Request) -> web.Response:
-    headers = dict(_CORS_PREFLIGHT)
+    headers: dict[str, str] = dict(_CORS_PREFLIGHT)
     asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
     if asked and FIELD_VALUE.match(asked):
         # The names asked for: "*" would not cover Authorization.
         headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = asked
+    if request.headers.get("Access-Control-Request-Private-Network") == "true":
+        # Chromium's Private Network Access: a public page may fetch from this
+        # server on the loopback only if it says so.
+        headers["Access-Control-Allow-Private-Network"] = "true"
     return web.Response(status=204, headers=headers)
 
 
@@ -238,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--spa: {root} has no index.html")
     if args.not_found is not None and not (root / args.not_found).is_file():
         parser.error(f"--not-found: {root / args.not_found} is not a file in {root}")
+    if args.cors and any(
+        name.lower().startswith("access-control-") for name, _ in args.header
+    ):
+        parser.error("--cors sets the Access-Control-* fields: give -H or --cors")
     if args.workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
         parser.error("--workers: this system cannot share a port (no SO_REUSEPORT)")
     if args.tls_key is not None and args.tls_cert is None:

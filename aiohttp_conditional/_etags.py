@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from ._clock import fs_now_ns
@@ -22,6 +23,19 @@ _MAX_HASHES: Final = 4096
 _READ_SIZE: Final = 256 * 1024
 _HASHES: dict[Identity, str] = {}
 _HASHES_LOCK: Final = threading.Lock()  # executor threads fill it side by side
+
+
+class _Turn:
+    """A version being hashed: its lock, and the threads that hold or await it."""
+
+    __slots__ = ("lock", "threads")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads = 0
+
+
+_IN_PROGRESS: dict[Identity, _Turn] = {}
 # RFC 9110 §8.8.3: etagc = %x21 / %x23-7E / obs-text.
 _OPAQUE: Final = re.compile(r"[\x21\x23-\x7e\x80-\U0010ffff]*\Z")
 
@@ -69,6 +83,36 @@ def hash_open_file(file: io.FileIO, st: os.stat_result) -> str | None:
         return found
     if fs_now_ns() < stable_from_ns(st.st_mtime_ns, st.st_ctime_ns):
         return None
+    with _hashing(key):
+        found = _HASHES.get(key)  # hashed by another thread while this one waited
+        if found is not None:
+            return found
+        return _hash(file, key)
+
+
+@contextlib.contextmanager
+def _hashing(key: Identity) -> Iterator[None]:
+    """Let one thread at a time hash a version: the others wait for its hash.
+
+    Without it, N requests for a new version of a large file at once each read
+    the whole file.
+    """
+    with _HASHES_LOCK:
+        turn = _IN_PROGRESS.get(key)
+        if turn is None:
+            turn = _IN_PROGRESS[key] = _Turn()
+        turn.threads += 1
+    try:
+        with turn.lock:
+            yield
+    finally:
+        with _HASHES_LOCK:
+            turn.threads -= 1
+            if turn.threads == 0:
+                del _IN_PROGRESS[key]
+
+
+def _hash(file: io.FileIO, key: Identity) -> str | None:
     fd = file.fileno()
     if file_identity(os.fstat(fd)) != key:
         return None

@@ -7,11 +7,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
+from multidict import CIMultiDict
+
 __all__ = (
     "FIELD_VALUE",
     "TOKEN",
     "Fields",
     "HeadersFunction",
+    "add_vary",
     "check_fields",
     "parse_field",
 )
@@ -34,15 +37,19 @@ _OWN: Final = frozenset(
         "connection",
         "content-digest",
         "content-encoding",
+        "content-md5",
         "content-length",
         "content-range",
         "date",
+        "digest",
         "etag",
         "keep-alive",
         "last-modified",
+        "proxy-connection",
         "repr-digest",
         "trailer",
         "transfer-encoding",
+        "unencoded-digest",
         "upgrade",
     }
 )
@@ -80,3 +87,20 @@ def parse_field(line: str) -> tuple[str, str]:
         raise ValueError(f"not 'Name: value': {line!r}")
     ((name, value),) = check_fields({name.strip(): value}, "header")
     return name, value
+
+
+def add_vary(headers: CIMultiDict[str], name: str) -> None:
+    """Add a field name to what a response's Vary lists, in one field.
+
+    Every Vary line the caller set counts (RFC 9110 §5.3: they are one list), each
+    name once; ``*`` already says that everything matters (§12.5.5).
+    """
+    names: list[str] = []
+    for line in headers.getall("Vary", ()):
+        names.extend(part.strip() for part in line.split(",") if part.strip())
+    if "*" in names:
+        headers["Vary"] = "*"
+        return
+    if name.lower() not in (known.lower() for known in names):
+        names.append(name)
+    headers["Vary"] = ", ".join(dict.fromkeys(names))

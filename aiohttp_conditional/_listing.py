@@ -15,6 +15,11 @@ from yarl import URL
 __all__ = ("listing", "quote_path")
 
 _UNITS: Final = ("KiB", "MiB", "GiB", "TiB", "PiB")
+# Unicode's bidirectional formatting characters (UAX #9): marks, embeddings,
+# overrides and isolates.
+_REORDERING: Final = dict.fromkeys(
+    (0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)), "\ufffd"
+)
 _STYLE: Final = (
     "body{font-family:system-ui,sans-serif;margin:2em}"
     "table{border-collapse:collapse}"
@@ -29,7 +34,13 @@ class _Entry(NamedTuple):
     st: os.stat_result | None  # None: a broken or looping symlink
 
 
-def listing(path: str, prefix: str, relative: str, hide: Callable[[str], bool]) -> str:
+def listing(
+    path: str,
+    prefix: str,
+    relative: str,
+    hide: Callable[[str], bool],
+    reaches: Callable[[str], bool],
+) -> str:
     """Return the HTML index of the directory ``path``, shown under a route.
 
     ``prefix`` is the route's (encoded, without a trailing slash) and ``relative``
@@ -37,17 +48,20 @@ def listing(path: str, prefix: str, relative: str, hide: Callable[[str], bool]) 
     link follow them, never the path on disk.  Directories come first; each entry
     shows its size and modification time (of what a symlink leads to), as nginx's
     autoindex and Caddy's browse show them.  ``hide`` tells, of a name, whether to
-    leave it out.
+    leave it out; ``reaches``, of the path of a symlink, whether the route would
+    follow it: what a link the route does not follow leads to is not shown.
     """
     entries = []
     with os.scandir(path) as found:
         for item in found:
             if hide(item.name):
                 continue
+            st: os.stat_result | None = None
             try:
-                st: os.stat_result | None = item.stat()
+                if not item.is_symlink() or reaches(item.path):
+                    st = item.stat()
             except OSError:
-                st = None
+                pass
             is_dir = st is not None and S_ISDIR(st.st_mode)
             entries.append(_Entry(item.name, is_dir, st))
     entries.sort(key=lambda entry: (not entry.is_dir, entry.name))
@@ -87,7 +101,8 @@ def _size(size: int) -> str:
     shown = f"{size} B"
     scaled = float(size)
     for unit in _UNITS:
-        if scaled < 1024:
+        # Rounded as shown: 1048575 bytes is "1.0 MiB", not "1024.0 KiB".
+        if round(scaled, 1) < 1024:
             break
         scaled /= 1024
         shown = f"{scaled:.1f} {unit}"
@@ -106,8 +121,13 @@ def _modified(mtime_ns: int) -> str:
 
 
 def _printable(name: str) -> str:
-    """Show a file name that is not valid UTF-8 with U+FFFD for its odd bytes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """Show a file name as text that cannot pass for another name.
+
+    Bytes that are not UTF-8, and the controls that reorder text (RLO makes
+    ``txt.exe`` show as ``exe.txt``), are shown as U+FFFD.
+    """
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.translate(_REORDERING)
 
 
 def _href(url_path: str) -> str:

@@ -25,7 +25,7 @@ from ._digest import refuses_sha256
 from ._disposition import content_disposition
 from ._encoding import DEFAULT_ORDER
 from ._etags import ETagFunction
-from ._fields import FIELD_VALUE, TOKEN
+from ._fields import FIELD_VALUE, TOKEN, add_vary
 from ._jobs import UseExecutor, check_use_executor, closer, run
 from ._kernel import FileSystem
 from ._lookup import Asked, Options, Outcome, look_up
@@ -61,6 +61,7 @@ _BODY_HEADERS: Final = (
     hdrs.CONTENT_ENCODING,
     hdrs.CONTENT_LANGUAGE,
     hdrs.CONTENT_RANGE,
+    hdrs.CONTENT_DISPOSITION,
 )
 _STATUS: Final = {
     FileResponseState.NOT_MODIFIED: 304,
@@ -287,12 +288,7 @@ class ConditionalFileResponse(web.FileResponse):
     def _set_vary(self, outcome: Outcome) -> None:
         """Say that the answer depends on Accept-Encoding where a variant exists."""
         if outcome.has_variants:
-            headers = self._headers
-            vary = headers.get(hdrs.VARY)
-            if vary is None:
-                headers[hdrs.VARY] = hdrs.ACCEPT_ENCODING
-            elif hdrs.ACCEPT_ENCODING.lower() not in vary.lower() and vary != "*":
-                headers[hdrs.VARY] = f"{vary}, {hdrs.ACCEPT_ENCODING}"
+            add_vary(self._headers, hdrs.ACCEPT_ENCODING)
 
     async def _answer_without_body(
         self, request: BaseRequest, outcome: Outcome
@@ -333,7 +329,13 @@ class ConditionalFileResponse(web.FileResponse):
         self._set_caching_headers(outcome)
         if 200 <= self.status < 300:
             headers[hdrs.ACCEPT_RANGES] = "bytes"
-        if outcome.digest is not None:
+        if (
+            outcome.digest is not None
+            and 200 <= self.status < 300
+            # aiohttp compressing the body makes another representation (RFC 9530
+            # §3), whose bytes were never hashed.
+            and not self._compression
+        ):
             headers[_REPR_DIGEST] = outcome.digest
         ranges = outcome.decision.ranges
         if len(ranges) > 1:

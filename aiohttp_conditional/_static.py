@@ -18,7 +18,7 @@ from yarl import URL
 
 from ._clock import moment
 from ._etags import content_hash, known_hash
-from ._fields import Fields, HeadersFunction, check_fields
+from ._fields import Fields, HeadersFunction, add_vary, check_fields
 from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
 from ._listing import listing, quote_path
@@ -309,10 +309,10 @@ class ConditionalStaticResource(web.StaticResource):
             return answer
         # The answer for a missing path depends on Accept wherever it may be the
         # fallback page: a cache must not give the page to a script, nor the 404.
-        vary = None
+        vary: tuple[str, ...] = ()
         if job.navigation is not None:
-            known = answer.headers.get(hdrs.VARY)
-            vary = f"{known}, {hdrs.ACCEPT}" if known else hdrs.ACCEPT
+            # With what the 404 itself varies on (Accept-Encoding, if a variant is).
+            vary = (*answer.headers.getall(hdrs.VARY, ()), hdrs.ACCEPT)
         if self._fallback is not None and job.navigation:
             page = self._answer_page(job, fs, self._fallback, 200, vary)
             if page is not None:
@@ -321,8 +321,8 @@ class ConditionalStaticResource(web.StaticResource):
             page = self._answer_page(job, fs, self._not_found, 404, vary)
             if page is not None:
                 return page
-        if vary is not None:
-            answer.headers[hdrs.VARY] = vary
+        for name in vary:
+            add_vary(answer.headers, name)
         return answer
 
     def _answer_page(
@@ -331,7 +331,7 @@ class ConditionalStaticResource(web.StaticResource):
         fs: FileSystem,
         name: str,
         status: int,
-        vary: str | None,
+        vary: tuple[str, ...],
     ) -> web.StreamResponse | None:
         """Answer with the fallback page (200) or the 404 page; None if it is missing.
 
@@ -525,17 +525,16 @@ class ConditionalStaticResource(web.StaticResource):
         fields: Fields,
         *,
         status: int = 200,
-        vary: str | None = None,
+        vary: tuple[str, ...] = (),
     ) -> ConditionalFileResponse:
         """Return the response that takes the outcome and its open file, to send."""
         headers = None
-        if fields or vary is not None:
+        if fields or vary:
             headers = CIMultiDict(fields)
             if hdrs.CACHE_CONTROL in headers:
                 cache_control = None  # the caller's, for this file, wins
-            if vary is not None:
-                known = headers.get(hdrs.VARY)
-                headers[hdrs.VARY] = f"{known}, {vary}" if known else vary
+            for name in vary:
+                add_vary(headers, name)
         return decided_response(
             path,
             outcome,
@@ -600,17 +599,22 @@ class ConditionalStaticResource(web.StaticResource):
         if not fs.may_block:
             raise WouldBlock(path)  # realpath reads links and stats each step
         real = os.path.realpath(path)
+        if not self._may_reach(real):
+            return None
+        changed_ns = max(above_changed_ns, link.st_ctime_ns)
+        return _Target(real, fs.stat(real), changed_ns)
+
+    def _may_reach(self, real: str) -> bool:
+        """Tell whether the route serves what a symlink resolves to, ``real``."""
         inside = real == self._root or real.startswith(self._root_prefix)
         if not self._leaves_root and not inside:
-            return None
+            return False
         if self._hide_dotfiles:
             # What the link leads into, below what it shares with the root: a link
             # with a plain name to a hidden file or directory hides nothing.
             below = os.path.relpath(real, os.path.commonpath((real, self._root)))
-            if _names_a_dotfile(below if inside else f"_/{below}"):
-                return None
-        changed_ns = max(above_changed_ns, link.st_ctime_ns)
-        return _Target(real, fs.stat(real), changed_ns)
+            return not _names_a_dotfile(below if inside else f"_/{below}")
+        return True
 
     def _version(self, target: _Target, fs: FileSystem = DISK) -> str | None:
         """Return the version hash of a file, or None if it cannot be read now."""
@@ -637,7 +641,10 @@ class ConditionalStaticResource(web.StaticResource):
         def hide(name: str) -> bool:
             return self._hide_dotfiles and _names_a_dotfile(f"{relative}/{name}")
 
-        return listing(path, self._prefix, relative, hide)
+        def reaches(link: str) -> bool:
+            return self._may_reach(os.path.realpath(link))
+
+        return listing(path, self._prefix, relative, hide, reaches)
 
     def __repr__(self) -> str:
         name = f"'{self.name}'" if self.name is not None else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -51,6 +52,15 @@ def sha256_field(content: bytes) -> str:
         ("sha-256=00", True),
         ("sha-256=-0", True),
         ("sha-256=0.0", False),
+        ("sha-256=0; q=1", True),  # RFC 8941: spaces after ";"
+        ('sha-256=0;x="a,b"', True),  # a comma inside a string
+        ('a="x,y", sha-256=0', True),
+        (f"{'k' * 100}=1, sha-256=0", True),  # keys have no length limit
+        ("a=(1 2);p, sha-256=0", True),  # an inner list
+        ("sha-256=?1", False),  # a Boolean is no preference
+        ("sha-256=0,,a=1", False),  # an empty member: ignored whole
+        ("sha-256=0 ;q=1", False),  # no space before ";"
+        ("sha-256=0" + ", a=1" * 2000, False),  # too long to read: ignored
     ],
 )
 def test_want_repr_digest(value: str | None, refused: bool) -> None:
@@ -276,3 +286,65 @@ async def test_the_digest_is_made_from_the_file_opened_to_send_it(
     opened.clear()
     assert (await get(client, if_none_match=etag))[:2] == (304, None)
     assert opened == []  # a 304 opens nothing, digest or not
+
+
+async def test_no_digest_where_aiohttp_compresses_the_body(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    # Another representation, whose bytes were never hashed (RFC 9530 §3).
+    path = tmp_path / "page.html"
+    path.write_bytes(CONTENT)
+    age(path)
+
+    @web.middleware
+    async def compress(request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        response.enable_compression()
+        return response
+
+    app = web.Application(middlewares=[compress])
+    add_static(app, "/s", tmp_path, etag="content")
+    client = await aiohttp_client(app)
+    async with client.get("/s/page.html", headers={"Accept-Encoding": "deflate"}) as r:
+        assert r.headers["Content-Encoding"] == "deflate"
+        assert "Repr-Digest" not in r.headers
+        assert await r.read() == CONTENT
+
+
+async def test_the_404_page_carries_no_digest(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    (tmp_path / "404.html").write_bytes(b"<h1>not here</h1>\n")
+    age(tmp_path / "404.html")
+    app = web.Application()
+    add_static(app, "/s", tmp_path, digest=True, not_found="404.html")
+    client = await aiohttp_client(app)
+    status, digest, body = await get(client, "/s/missing")
+    assert (status, digest, body) == (404, None, b"<h1>not here</h1>\n")
+
+
+async def test_a_version_is_hashed_once_by_requests_at_once(
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    big = tmp_path / "big.bin"
+    with big.open("wb") as file:
+        file.truncate(32 * 1024 * 1024)  # sparse: no disk to fill
+    age(big)
+    read = 0
+    real_pread = os.pread
+
+    def counting_pread(fd: int, size: int, offset: int) -> bytes:
+        nonlocal read
+        chunk = real_pread(fd, size, offset)
+        read += len(chunk)
+        return chunk
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    client = await serve(aiohttp_client, big, digest=True, use_executor=True)
+    answers = await asyncio.gather(*(get(client, range="bytes=0-0") for _ in range(6)))
+    assert {(status, body) for status, _, body in answers} == {(206, b"\0")}
+    assert len({digest for _, digest, _ in answers}) == 1
+    # One whole read for the hash (and a byte for each answer), not six.
+    assert read < 2 * big.stat().st_size

@@ -142,6 +142,11 @@ async def test_downloads_through_a_real_server(
         assert resp.headers["Content-Disposition"] == 'inline; filename="data.bin"'
     async with client.get("/own") as resp:
         assert resp.headers["Content-Disposition"] == "attachment; filename=mine.bin"
+        etag = resp.headers["ETag"]
+    # The caller's own field too.
+    async with client.get("/own", headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 304
+        assert "Content-Disposition" not in resp.headers
 
 
 def test_bad_options_fail_where_they_are_given(tmp_path: Path) -> None:

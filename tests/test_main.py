@@ -340,6 +340,15 @@ def test_cors_answers_every_request_and_preflights(tmp_path: Path) -> None:
                 resp.headers["Access-Control-Allow-Headers"]
                 == "if-none-match, x-requested-with"
             )
+            assert "Access-Control-Allow-Private-Network" not in resp.headers
+        # A page on a public site asking for this loopback server (Chromium's Private
+        # Network Access), and a plain OPTIONS, which says what is allowed.
+        preflight.add_header("Access-Control-Request-Private-Network", "true")
+        with urllib.request.urlopen(preflight, timeout=10) as resp:
+            assert resp.headers["Access-Control-Allow-Private-Network"] == "true"
+        plain = urllib.request.Request(f"http://127.0.0.1:{port}/", method="OPTIONS")
+        with urllib.request.urlopen(plain, timeout=10) as resp:
+            assert resp.headers["Allow"] == "GET, HEAD, OPTIONS"
     finally:
         process.terminate()
         process.communicate(timeout=10)
@@ -433,6 +442,10 @@ def test_the_url_printed_is_the_one_that_works(
             "--tls-key: give the certificate too, with --tls-cert",
         ),
         (("-d", "a", "b"), "two directories to serve: b and a"),
+        (
+            ("--cors", "-H", "Access-Control-Allow-Origin: https://a.test"),
+            "--cors sets the Access-Control-* fields: give -H or --cors",
+        ),
     ],
 )
 def test_usage_errors_name_the_option(

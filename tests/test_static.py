@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.pytest_plugin import AiohttpClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 from yarl import URL
 
 from aiohttp_conditional import ConditionalStaticResource, add_static, static
@@ -213,7 +214,12 @@ async def test_listing_links_what_upstreams_links(
     if path != "/static/":
         assert ours[0] == ("/static/", "../")
         ours = ours[1:]
-    assert sorted(ours) == sorted(upstream)
+    # Where a link leads that the route does not follow, ours does not say: not
+    # even that it is a directory.
+    assert sorted(ours) == sorted(
+        (href, "dirlink_outside") if text == "dirlink_outside/" else (href, text)
+        for href, text in upstream
+    )
     assert "a&amp;b&lt;c&gt;.txt" in pages[1] or path != "/static/"
 
 
@@ -1342,6 +1348,8 @@ async def test_a_header_function_that_fails_is_a_500_logged_once(
         ({"ETag": '"x"'}, ValueError),
         ({"content-length": "1"}, ValueError),
         ({"Transfer-Encoding": "chunked"}, ValueError),
+        ({"Digest": "sha-256=x"}, ValueError),
+        ({"Content-MD5": "x"}, ValueError),
     ],
 )
 def test_bad_header_fields_fail_where_given(
@@ -1417,7 +1425,8 @@ async def test_a_hostile_name_is_listed_as_text_and_links_to_itself(
         page = await resp.text()
     assert "<img" not in page and "<b>" not in page
     ((href, text),) = links(page)
-    assert text == name
+    # Shown as it is, but for what would reorder the text around it.
+    assert text == name.replace("\u202e", "\ufffd")
     # What a browser does with the link: percent-decoded, it is the file itself.
     async with client.get(URL(href, encoded=True)) as resp:
         assert (resp.status, await resp.read()) == (200, b"itself\n")
@@ -1445,3 +1454,57 @@ async def test_a_time_no_calendar_shows_is_left_blank(
         assert resp.status == 200
         page = await resp.text()
     assert '<span title="3 bytes">3 B</span></td><td></td>' in page
+
+
+async def test_every_vary_line_of_the_callers_is_kept(
+    aiohttp_client: AiohttpClient, app_site: Path
+) -> None:
+    (app_site / "about.txt.gz").write_bytes(b"pretend gzip")
+    age(app_site / "about.txt.gz")
+    fields = CIMultiDict([("Vary", "Origin"), ("Vary", "Cookie, accept")])
+    client = await serve_app(
+        aiohttp_client, app_site, headers=fields, fallback="index.html"
+    )
+    async with client.get("/about.txt", headers={"Accept-Encoding": "gzip"}) as resp:
+        assert resp.headers.getall("Vary") == [
+            "Origin, Cookie, accept, Accept-Encoding"
+        ]
+    async with client.get("/users/1", headers={"Accept": NAVIGATION}) as resp:
+        assert resp.status == 200
+        # Accept once, though the caller wrote it in lower case.
+        assert resp.headers.getall("Vary") == ["Origin, Cookie, accept"]
+    star = await serve_app(aiohttp_client, app_site, headers={"Vary": "*"})
+    async with star.get("/about.txt", headers={"Accept-Encoding": "gzip"}) as resp:
+        assert resp.headers.getall("Vary") == ["*"]
+
+
+async def test_a_listing_says_nothing_of_where_an_unfollowed_link_leads(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.bin").write_bytes(b"x" * 651)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "filelink").symlink_to(tmp_path / "secret.bin")
+    (root / "dirlink").symlink_to(tmp_path / "elsewhere")
+    (root / ".hidden").write_bytes(b"y" * 77)
+    (root / "plain-name").symlink_to(root / ".hidden")
+    (root / "inside").symlink_to(root / "filelink")  # a chain that leaves too
+    (root / "big.bin").write_bytes(b"")
+    os.truncate(root / "big.bin", 1048575)
+    client = await serve_app(aiohttp_client, root, show_index=True, index=None)
+    async with client.get("/") as resp:
+        page = await resp.text()
+    rows = dict(re.findall(r'<tr><td><a href="[^"]*">([^<]*)</a></td>(.*)</tr>', page))
+    for name in ("filelink", "dirlink", "plain-name", "inside"):
+        assert rows[name] == '<td class="size"></td><td></td>', name
+    assert "651" not in page and "77 bytes" not in page
+    # Rounded as shown: not "1024.0 KiB".
+    assert '<span title="1048575 bytes">1.0 MiB</span>' in rows["big.bin"]
+    followed = await serve_app(
+        aiohttp_client, root, show_index=True, index=None, follow_symlinks=True
+    )
+    async with followed.get("/") as resp:
+        page = await resp.text()
+    assert '<span title="651 bytes">651 B</span>' in page
+    assert "dirlink/" in page
