@@ -235,9 +235,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and serve until interrupted; return the exit status."""
+    """Parse the command line and serve until interrupted; return the exit status.
+
+    ``compress DIR`` writes DIR's precompressed variants instead (a directory named
+    ``compress`` is served as ``./compress``).
+    """
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["compress"]:
+        from ._compress import main as compress
+
+        return compress(arguments[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     root = _root(parser, args)
     if args.spa and not (root / "index.html").is_file():
         parser.error(f"--spa: {root} has no index.html")

@@ -72,6 +72,11 @@ _STATUS: Final = {
 }
 
 
+def content_type_of(path: str) -> str | None:
+    """Return the media type of a file by its name, as the response guesses it."""
+    return _CONTENT_TYPES.guess_type(path)[0]
+
+
 def _field(headers: CIMultiDictProxy[str], name: str) -> str | None:
     values = headers.getall(name, None)
     if values is None:
