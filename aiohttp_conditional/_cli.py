@@ -370,6 +370,8 @@ async def _serve(
         if args.quiet
         else logging.getLogger("aiohttp_conditional.access"),
         access_log_class=_AccessLog,
+        # Ctrl+C stops it soon, as it stops http.server, though a download is on.
+        shutdown_timeout=3.0,
     )
     await runner.setup()
     try:
@@ -386,6 +388,13 @@ async def _serve(
                 loop.add_signal_handler(signum, stop.set)
         started(runner.addresses[0][1])
         await stop.wait()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # A second signal while connections close (a worker gets Ctrl+C's SIGINT
+            # and its parent's SIGTERM) must not reach the loop's handler as the
+            # loop closes; the first one said all there is to say.
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
     finally:
         await runner.cleanup()
 
