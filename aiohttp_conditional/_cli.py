@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import errno
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import re
 import signal
 import socket
 import ssl
@@ -28,7 +33,7 @@ from yarl import URL
 from ._fields import FIELD_VALUE, parse_field
 from ._static import add_static
 
-__all__ = ("main", "make_app")
+__all__ = ("main", "make_app", "prog_name")
 
 PROG: Final = "python -m aiohttp_conditional"
 # What a cross-origin script may do and read here (the Fetch standard's CORS
@@ -45,6 +50,7 @@ _CONTROL: Final = {
     code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))
 }
 _STARTED_WITHIN: Final = 30.0  # seconds for every worker to be listening
+_PR_SET_PDEATHSIG: Final = 1  # prctl(2)
 
 
 def make_app(root: Path, *, cors: bool = False, **options: Any) -> web.Application:
@@ -108,20 +114,23 @@ def _now() -> str:
 
 
 def _port(value: str) -> int:
-    try:
-        port = int(value, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    # ASCII digits only: int() would also take " 80" and other scripts' digits.
+    if not re.fullmatch(r"[0-9]{1,5}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number")
+    port = int(value)
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
     return port
 
 
+def _host(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("give an address, e.g. 127.0.0.1 or 0.0.0.0")
+    return value
+
+
 def _workers(value: str) -> int:
-    try:
-        count = int(value, 10)
-    except ValueError:
-        count = 0
+    count = int(value) if re.fullmatch(r"[0-9]{1,4}", value) else 0
     if count < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of processes")
     return count
@@ -138,8 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog_name(),
         description="Serve a directory over HTTP, with correct conditional requests.",
+        epilog=f"{prog_name()} compress DIR writes DIR's precompressed variants (.br, "
+        f".zst, .gz) for it to send: see {prog_name()} compress --help.",
     )
     parser.add_argument(
         "directory", nargs="?", help="what to serve (default: the current directory)"
@@ -150,7 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "-b", "--bind", "--host", dest="host", default="127.0.0.1", metavar="ADDRESS",
-        help="the address to listen on (default: 127.0.0.1; 0.0.0.0 or :: for all)",
+        type=_host,
+        help="the address to listen on (default: 127.0.0.1; 0.0.0.0 for every IPv4 "
+        "address, :: for every IPv6 one)",
     )  # fmt: skip
     parser.add_argument(
         "-p", "--port", type=_port, default=8000,
@@ -234,6 +247,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prog_name() -> str:
+    """Name the command as it was run: the console script, or python -m."""
+    if os.path.basename(sys.argv[0]) == "aiohttp-conditional":
+        return "aiohttp-conditional"
+    return PROG
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and serve until interrupted; return the exit status.
 
@@ -260,11 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers: this system cannot share a port (no SO_REUSEPORT)")
     if args.tls_key is not None and args.tls_cert is None:
         parser.error("--tls-key: give the certificate too, with --tls-cert")
+    tls = None
     if args.tls_cert is not None:
         try:
-            _tls(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as error:
-            parser.error(f"--tls-cert/--tls-key: {_tls_problem(error)}")
+            tls = _tls(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError, _Encrypted) as error:
+            parser.error(f"--tls-cert/--tls-key: {_tls_problem(error, args)}")
     try:
         make_app(root, **_options(args))  # a bad option fails here, once
     except ValueError as error:
@@ -278,8 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         access.propagate = False
     try:
         if args.workers == 1:
-            return _serve_here(root, args, None, reuse_port=False)
-        return _serve_in_workers(root, args)
+            if args.port == 0:
+                # One port for every address a name has (localhost: 127.0.0.1, ::1).
+                with _reserved_port(args.host, 0, share=False) as port:
+                    args.port = port
+            return _serve_here(root, args, tls, None, reuse_port=False)
+        return _serve_in_workers(root, args, tls)
     except OSError as error:
         print(
             f"error: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr
@@ -318,18 +343,48 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+class _Encrypted(Exception):
+    """The key asks for a passphrase, which a server started unattended has not."""
+
+
+def _no_passphrase() -> str:
+    raise _Encrypted
+
+
 def _tls(cert: str, key: str | None) -> ssl.SSLContext:
+    """Load the certificate and key once, in the process that starts the server.
+
+    Never at a prompt: OpenSSL would ask for an encrypted key's passphrase on the
+    terminal, once in each process, the prompts of several workers overlapping.
+    """
+    for path in (cert, key):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, "no such file", path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(cert, key, password=_no_passphrase)
     return context
 
 
-def _tls_problem(error: OSError | ssl.SSLError) -> str:
+def _tls_problem(
+    error: OSError | ssl.SSLError | _Encrypted, args: argparse.Namespace
+) -> str:
+    files = (
+        args.tls_cert if args.tls_key is None else f"{args.tls_cert} and {args.tls_key}"
+    )
+    if isinstance(error, _Encrypted):
+        return (
+            f"{args.tls_key or args.tls_cert}: the key is encrypted; give one without a "
+            "passphrase (openssl pkey -in KEY -out PLAIN)"
+        )
     if isinstance(error, ssl.SSLError):
         if "KEY_VALUES_MISMATCH" in str(error):
-            return "the key is not the certificate's"
-        return f"not a PEM certificate and key ({error.reason or error})"
-    return f"{error.strerror}: {error.filename}"
+            return f"{files}: the key is not the certificate's"
+        if args.tls_key is None:
+            return (
+                f"{files}: no certificate and key in it (give the key with --tls-key)"
+            )
+        return f"{files}: not a PEM certificate and key ({error.reason or error})"
+    return f"{error.filename}: {error.strerror}"
 
 
 def _url(args: argparse.Namespace, port: int) -> str:
@@ -340,6 +395,7 @@ def _url(args: argparse.Namespace, port: int) -> str:
 def _serve_here(
     root: Path,
     args: argparse.Namespace,
+    tls: ssl.SSLContext | None,
     started: Callable[[int], None] | None,
     *,
     reuse_port: bool,
@@ -352,13 +408,14 @@ def _serve_here(
             flush=True,
         )
 
-    asyncio.run(_serve(root, args, started or announce, reuse_port))
+    asyncio.run(_serve(root, args, tls, started or announce, reuse_port))
     return 0
 
 
 async def _serve(
     root: Path,
     args: argparse.Namespace,
+    tls: ssl.SSLContext | None,
     started: Callable[[int], None],
     reuse_port: bool,
 ) -> None:
@@ -375,9 +432,8 @@ async def _serve(
     )
     await runner.setup()
     try:
-        context = None if args.tls_cert is None else _tls(args.tls_cert, args.tls_key)
         site = web.TCPSite(
-            runner, args.host, args.port, ssl_context=context, reuse_port=reuse_port
+            runner, args.host, args.port, ssl_context=tls, reuse_port=reuse_port
         )
         await site.start()
         stop = asyncio.Event()
@@ -399,14 +455,19 @@ async def _serve(
         await runner.cleanup()
 
 
-def _serve_in_workers(root: Path, args: argparse.Namespace) -> int:
+def _serve_in_workers(
+    root: Path, args: argparse.Namespace, tls: ssl.SSLContext | None
+) -> int:
     """Serve from ``args.workers`` processes, each listening on the same port."""
     context = multiprocessing.get_context("fork")
-    with _reserved_port(args.host, args.port) as port:
+    parent = os.getpid()
+    with _reserved_port(args.host, args.port, share=True) as port:
         args.port = port
         reader, writer = context.Pipe(duplex=False)
         workers = [
-            context.Process(target=_worker, args=(root, args, writer), daemon=True)
+            context.Process(
+                target=_worker, args=(root, args, tls, writer, parent), daemon=True
+            )
             for _ in range(args.workers)
         ]
         for worker in workers:
@@ -434,26 +495,66 @@ def _serve_in_workers(root: Path, args: argparse.Namespace) -> int:
         "processes (press Ctrl+C to quit)",
         flush=True,
     )
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        _stop(workers)
+
     # Ctrl+C reaches every process of the terminal's group; SIGTERM only this one.
-    signal.signal(signal.SIGTERM, lambda signum, frame: _stop(workers))
-    signal.signal(signal.SIGINT, lambda signum, frame: _stop(workers))
-    for worker in workers:
-        worker.join()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    running = {worker.sentinel: worker for worker in workers}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            worker = running.pop(sentinel)  # type: ignore[arg-type]
+            worker.join()
+            if not stopping:
+                # One gone on its own (a crash, kill -9): say so, and stop the rest
+                # rather than serve on with fewer than were asked for.
+                print(
+                    f"error: a worker stopped (exit status {worker.exitcode}); "
+                    "stopping the others",
+                    file=sys.stderr,
+                )
+                stopping = True
+                _stop(workers)
     return 0 if all(worker.exitcode == 0 for worker in workers) else 1
 
 
-def _worker(root: Path, args: argparse.Namespace, ready: Connection) -> None:
+def _worker(
+    root: Path,
+    args: argparse.Namespace,
+    tls: ssl.SSLContext | None,
+    ready: Connection,
+    parent: int,
+) -> None:
     """One worker process: serve, saying once whether it listens (None) or why not."""
     # The parent's handlers were inherited by fork; the event loop sets its own.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _end_with(parent)
     try:
-        _serve_here(root, args, lambda port: ready.send(None), reuse_port=True)
+        _serve_here(root, args, tls, lambda port: ready.send(None), reuse_port=True)
     except OSError as error:
         ready.send(f"cannot listen on {args.host}:{args.port}: {error}")
         sys.exit(1)
     finally:
         ready.close()
+
+
+def _end_with(parent: int) -> None:
+    """Have the kernel send SIGTERM to this worker when its parent ends, even by kill -9.
+
+    An orphaned worker would go on answering on the port, beside whatever server
+    takes the port next.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        sys.exit(1)  # it ended before the request was made
 
 
 def _stop(workers: Sequence[multiprocessing.process.BaseProcess]) -> None:
@@ -463,16 +564,25 @@ def _stop(workers: Sequence[multiprocessing.process.BaseProcess]) -> None:
 
 
 @contextmanager
-def _reserved_port(host: str, port: int) -> Iterator[int]:
-    """Hold the port the workers are to share; with 0, pick a free one for all.
+def _reserved_port(host: str, port: int, *, share: bool) -> Iterator[int]:
+    """Hold the port to listen on; with 0, pick a free one.
 
-    The socket is bound but never listens, so it takes no connection; SO_REUSEPORT
-    lets the workers bind beside it while it is held.
+    First it is bound alone, which fails if any socket has it, one with
+    SO_REUSEPORT included: so a second server started on the same port is refused
+    rather than handed half of the connections.  With ``share``, the port is then
+    held by a socket with SO_REUSEPORT that never listens (so it takes no
+    connection), for the workers to bind beside.
     """
     family, kind, protocol, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
+    with socket.socket(family, kind, protocol) as alone:
+        alone.bind(address)
+        port = alone.getsockname()[1]
+    if not share:
+        yield port
+        return
     with socket.socket(family, kind, protocol) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        probe.bind(address)
-        yield probe.getsockname()[1]
+        probe.bind((address[0], port, *address[2:]))
+        yield port

@@ -23,12 +23,12 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any, Final, NamedTuple
 
+from ._cli import prog_name
 from ._encoding import DEFAULT_ORDER, SUFFIXES
 from ._response import content_type_of
 
 __all__ = ("main",)
 
-PROG: Final = "python -m aiohttp_conditional compress"
 INSTALL: Final = "pip install 'aiohttp-conditional[compress]'"
 # What is worth compressing, by media type, as WhiteNoise and Caddy choose: text and
 # the text-like formats; not images, audio, video, archives or fonts that are
@@ -55,6 +55,9 @@ _COMPRESSIBLE: Final = frozenset(
         "image/x-icon",
     }
 )
+# Types Python's mimetypes does not know before 3.14 (fonts) or files it calls
+# something else: by name.
+_COMPRESSIBLE_SUFFIXES: Final = (".eot", ".map", ".otf", ".ttf", ".webmanifest")
 # A variant is kept only if it is at most this share of the file: a few per cent
 # saved is not worth a second representation.
 _WORTH: Final = 0.95
@@ -67,6 +70,7 @@ class _Result(NamedTuple):
     size: int
     written: dict[str, int | None]  # None: not worth keeping
     up_to_date: tuple[str, ...]
+    problem: str | None = None  # why nothing was done: it changed, or an error
 
 
 def _brotli() -> Callable[[bytes], bytes]:
@@ -116,7 +120,7 @@ def _size(value: str) -> int:
 def main(argv: list[str]) -> int:
     """Compress a tree's files; return the exit status."""
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=f"{prog_name()} compress",
         description="Write .br, .zst and .gz beside each file worth compressing, "
         "for the server to send to clients that accept them.",
     )
@@ -144,15 +148,22 @@ def main(argv: list[str]) -> int:
             f"{' and '.join(missing)} not installed: {INSTALL} "
             f"(or --codings {','.join(c for c in args.codings if _available(c))})"
         )
-    files = sorted(_worth_compressing(root, args.min_size))
-    results = []
-    with ProcessPoolExecutor(max(1, args.jobs)) as pool:
-        done = pool.map(_compress, files, [args.codings] * len(files), chunksize=4)
-        for result in _progress(done, len(files), quiet=args.quiet):
-            results.append(result)
+    try:
+        files = sorted(_worth_compressing(root, args.min_size))
+        results = []
+        with ProcessPoolExecutor(max(1, args.jobs)) as pool:
+            done = pool.map(_compress, files, [args.codings] * len(files), chunksize=4)
+            for result in _progress(done, len(files), quiet=args.quiet):
+                results.append(result)
+    except KeyboardInterrupt:
+        print("interrupted: what was written is whole; run it again", file=sys.stderr)
+        return 130
+    failed = [r for r in results if r.problem not in (None, "changed while read")]
+    for result in failed:
+        print(f"{result.path}: {result.problem}", file=sys.stderr)
     if not args.quiet:
         print(_summary(results, args.codings))
-    return 0
+    return 1 if failed else 0
 
 
 def _available(coding: str) -> bool:
@@ -176,9 +187,11 @@ def _worth_compressing(root: Path, min_size: int) -> Iterator[str]:
             if name.startswith(".") or name.endswith(suffixes):
                 continue
             path = os.path.join(directory, name)
-            content_type = content_type_of(path)
-            if content_type is None or not (
-                content_type.startswith("text/") or content_type in _COMPRESSIBLE
+            content_type = content_type_of(path) or ""
+            if not (
+                content_type.startswith("text/")
+                or content_type in _COMPRESSIBLE
+                or name.lower().endswith(_COMPRESSIBLE_SUFFIXES)
             ):
                 continue
             try:
@@ -190,8 +203,21 @@ def _worth_compressing(root: Path, min_size: int) -> Iterator[str]:
 
 
 def _compress(path: str, codings: tuple[str, ...]) -> _Result:
-    """Write what is missing or stale of one file's variants (in a worker process)."""
-    st = os.stat(path)
+    """Write what is missing or stale of one file's variants (in a worker process).
+
+    A file that cannot be read or written for is reported, not fatal: the rest of
+    the tree is still compressed.
+    """
+    try:
+        return _compress_file(path, codings)
+    except OSError as error:
+        return _Result(path, 0, {}, (), f"{error.strerror or error}")
+
+
+def _compress_file(path: str, codings: tuple[str, ...]) -> _Result:
+    st = os.lstat(path)
+    if not S_ISREG(st.st_mode):
+        return _Result(path, 0, {}, (), "no longer a file")
     up_to_date = tuple(
         coding for coding in codings if _is_current(path + SUFFIXES[coding], st)
     )
@@ -199,10 +225,11 @@ def _compress(path: str, codings: tuple[str, ...]) -> _Result:
     todo = [coding for coding in codings if coding not in up_to_date]
     if not todo:
         return _Result(path, st.st_size, written, up_to_date)
-    with open(path, "rb") as file:
+    # O_NOFOLLOW: a symlink put in its place since the walk is not read through.
+    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
         data = file.read()
-    if _changed(os.stat(path), st):
-        return _Result(path, st.st_size, written, ())  # being written: next run
+        if _changed(os.fstat(file.fileno()), st):
+            return _Result(path, st.st_size, written, (), "changed while read")
     for coding in todo:
         variant = path + SUFFIXES[coding]
         squeezed = _COMPRESSORS[coding]()(data)
@@ -241,11 +268,15 @@ def _changed(now: os.stat_result, before: os.stat_result) -> bool:
 
 def _write(variant: str, data: bytes, st: os.stat_result) -> None:
     """Write a variant whole or not at all, with its file's timestamps."""
-    directory, name = os.path.split(variant)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+    # A short name: the variant's own may be as long as a name can be.
+    descriptor, temporary = tempfile.mkstemp(prefix=".", dir=os.path.dirname(variant))
     try:
         with open(descriptor, "wb") as file:
             file.write(data)
+        if os.geteuid() == 0:
+            # Run as root for a site served as another user: the variant must be
+            # as readable to that user as its file, or a client gets 403 for it.
+            os.chown(temporary, st.st_uid, st.st_gid)
         os.chmod(temporary, st.st_mode & 0o777)
         os.utime(temporary, ns=(st.st_atime_ns, st.st_mtime_ns))
         # The rename sets the variant's ctime now: after every change of its file.
@@ -282,11 +313,28 @@ def _progress(
 
 def _summary(results: list[_Result], codings: tuple[str, ...]) -> str:
     written = sum(1 for result in results if any(result.written.values()))
-    current = sum(1 for result in results if not result.written)
-    lines = [
-        f"{len(results)} files worth compressing: {written} compressed, "
-        f"{current} up to date"
-    ]
+    current = sum(
+        1
+        for result in results
+        if result.problem is None and len(result.up_to_date) == len(codings)
+    )
+    worthless = sum(
+        1
+        for result in results
+        if result.written and not any(result.written.values()) and not result.up_to_date
+    )
+    changed = sum(1 for result in results if result.problem == "changed while read")
+    failed = sum(
+        1
+        for result in results
+        if result.problem is not None and result.problem != "changed while read"
+    )
+    counts = f"{written} compressed, {current} up to date, {worthless} not worth it"
+    if changed:
+        counts += f", {changed} changing (left for the next run)"
+    if failed:
+        counts += f", {failed} failed"
+    lines = [f"{len(results)} files worth compressing: {counts}"]
     for coding in codings:
         fresh = [r for r in results if r.written.get(coding) is not None]
         before = sum(result.size for result in fresh)

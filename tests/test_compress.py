@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,9 @@ def test_compress_writes_the_variants_worth_having(site: Path) -> None:
                 site / f"{name}{suffix}"
             ).stat().st_mtime_ns == path.stat().st_mtime_ns
     lines = result.stdout.splitlines()
-    assert lines[0] == "4 files worth compressing: 3 compressed, 0 up to date"
+    assert lines[0] == (
+        "4 files worth compressing: 3 compressed, 0 up to date, 1 not worth it"
+    )
     assert lines[1].startswith("  br    3 written, ")
     assert lines[1].endswith("; 1 not worth it")
 
@@ -109,7 +112,7 @@ def test_a_rerun_compresses_only_what_changed(site: Path) -> None:
     before = {name: (site / name).stat().st_ino for name in variants(site)}
     result = compress(str(site))
     assert result.stdout.splitlines()[0] == (
-        "4 files worth compressing: 0 compressed, 3 up to date"
+        "4 files worth compressing: 0 compressed, 3 up to date, 1 not worth it"
     )
     assert {name: (site / name).stat().st_ino for name in variants(site)} == before
     # Changed in place, its mtime put back as cp -p does: its ctime still tells.
@@ -118,7 +121,7 @@ def test_a_rerun_compresses_only_what_changed(site: Path) -> None:
     os.utime(site / "css" / "app.css", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     result = compress(str(site))
     assert result.stdout.splitlines()[0] == (
-        "4 files worth compressing: 1 compressed, 2 up to date"
+        "4 files worth compressing: 1 compressed, 2 up to date, 1 not worth it"
     )
     after = {name: (site / name).stat().st_ino for name in variants(site)}
     changed = {name for name in after if after[name] != before[name]}
@@ -189,3 +192,53 @@ def test_bad_options_are_usage_errors(
     result = compress(str(site / "nope"))
     assert result.returncode == 2
     assert "is not a directory" in result.stderr
+
+
+def test_one_file_that_fails_stops_nothing_else(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "a.css").write_bytes(STYLE)
+    (root / "b.css").write_bytes(STYLE)
+    (root / "b.css.gz").mkdir()  # where its variant would go
+    long_name = "x" * 250 + ".css"  # legal; its variant's name is not
+    (root / long_name).write_bytes(STYLE)
+    (root / "font.ttf").write_bytes(b"\0\1glyf" * 400)  # by name: mimetypes has none
+    result = compress(str(root))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{root / 'b.css'}: " in result.stderr
+    assert "a.css.gz" in variants(root) and "font.ttf.br" in variants(root)
+    assert result.stdout.splitlines()[0].endswith(", 2 failed")
+    assert not [path for path in root.iterdir() if path.name.startswith(".")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away")
+async def test_variants_written_as_root_belong_to_their_files_owner(
+    aiohttp_client: AiohttpClient, unprivileged_executor: None
+) -> None:
+    # A site owned by another user and served as that user (here: the executor's
+    # threads take nobody's file identity), compressed by root.
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp)
+        site.chmod(0o755)
+        (site / "css").mkdir(mode=0o755)
+        (site / "css" / "app.css").write_bytes(STYLE)
+        await _served_as_nobody(aiohttp_client, site)
+
+
+async def _served_as_nobody(aiohttp_client: AiohttpClient, site: Path) -> None:
+    style = site / "css" / "app.css"
+    os.chown(style, 65534, 65534)
+    style.chmod(0o600)
+    assert compress(str(site)).returncode == 0
+    for suffix in (".br", ".zst", ".gz"):
+        variant = site / "css" / f"app.css{suffix}"
+        assert (variant.stat().st_uid, variant.stat().st_gid) == (65534, 65534)
+        assert variant.stat().st_mode & 0o777 == 0o600
+    age(*site.rglob("*"))
+    app = web.Application()
+    add_static(app, "/", site)
+    client = await aiohttp_client(app)
+    async with client.get("/css/app.css", headers={"Accept-Encoding": "gzip"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Encoding"] == "gzip"

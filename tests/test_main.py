@@ -436,6 +436,11 @@ def test_the_url_printed_is_the_one_that_works(
     [
         (("8080",), "8080 is not a directory; did you mean --port 8080?"),
         (("--port", "abc"), "argument -p/--port: 'abc' is not a port number"),
+        (("--port", " 80"), "argument -p/--port: ' 80' is not a port number"),
+        (
+            ("-b", ""),
+            "argument -b/--bind/--host: give an address, e.g. 127.0.0.1 or 0.0.0.0",
+        ),
         (("--workers", "0"), "argument --workers: '0' is not a number of processes"),
         (
             ("--tls-key", "k.pem"),
@@ -579,9 +584,17 @@ def test_https_with_a_certificate_made_here(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("problem", "message"),
     [
-        ("missing", "No such file or directory"),
-        ("mismatched", "the key is not the certificate's"),
-        ("not-pem", "not a PEM certificate and key"),
+        ("missing", "{tmp}/nope.pem: no such file"),
+        (
+            "mismatched",
+            "{tmp}/cert.pem and {tmp}/key.pem: the key is not the certificate's",
+        ),
+        ("not-pem", "{tmp}/cert.pem and {tmp}/key.pem: not a PEM certificate and key"),
+        ("no-key", "{tmp}/cert.pem: no certificate and key in it (give the key with"),
+        (
+            "encrypted",
+            "{tmp}/key.pem: the key is encrypted; give one without a passphrase",
+        ),
     ],
 )
 def test_a_bad_certificate_is_a_usage_error(
@@ -593,22 +606,34 @@ def test_a_bad_certificate_is_a_usage_error(
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     one.cert_chain_pems[0].write_to_path(str(cert))
     other.private_key_pem.write_to_path(str(key))
+    tls: tuple[str, ...] = ("--tls-cert", str(cert), "--tls-key", str(key))
     if problem == "missing":
-        key = tmp_path / "nope.pem"
+        tls = ("--tls-cert", str(cert), "--tls-key", str(tmp_path / "nope.pem"))
     elif problem == "not-pem":
         cert.write_text("hello\n")
+    elif problem == "no-key":
+        tls = tls[:2]
+    elif problem == "encrypted":
+        plain = tmp_path / "plain.pem"
+        one.private_key_pem.write_to_path(str(plain))
+        subprocess.run(
+            ["openssl", "pkey", "-in", str(plain), "-out", str(key), "-aes256",
+             "-passout", "pass:secret"],
+            check=True,
+        )  # fmt: skip
+    # With a terminal's stdin closed: no prompt for a passphrase can be waited on.
     result = subprocess.run(
-        [sys.executable, "-m", "aiohttp_conditional", str(tmp_path),
-         "--tls-cert", str(cert), "--tls-key", str(key)],
+        [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), *tls],
         capture_output=True,
         text=True,
         timeout=30,
-    )  # fmt: skip
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.splitlines()[-1]
     assert last.startswith(f"{PROG}: error: --tls-cert/--tls-key: ")
-    assert message in last
+    assert message.format(tmp=tmp_path) in last
 
 
 def test_the_console_script_serves_as_the_module_does(tmp_path: Path) -> None:
@@ -630,3 +655,71 @@ def test_the_console_script_serves_as_the_module_does(tmp_path: Path) -> None:
         assert fetch(url[1] + "a.txt") == (200, b"a\n")
     finally:
         assert stop(process) == (0, "")
+
+
+def test_a_second_server_on_the_port_of_workers_is_refused(tmp_path: Path) -> None:
+    # SO_REUSEPORT would let it join the port and take half of the connections.
+    first = subprocess.Popen(
+        [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), "-p", "0", "-q",
+         "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert first.stdout is not None
+    try:
+        port = re.search(r":(\d+)/ from 2", first.stdout.readline())
+        assert port is not None
+        for workers in ("2", "1"):
+            second = subprocess.run(
+                [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), "-p",
+                 port[1], "-q", "--workers", workers],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )  # fmt: skip
+            assert second.returncode == 1
+            assert "address already in use" in second.stderr.lower()
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+
+
+def test_workers_end_with_their_parent_and_a_lost_worker_is_told(
+    tmp_path: Path,
+) -> None:
+    def serve() -> tuple[subprocess.Popen[str], list[int]]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), "-p", "0",
+             "-q", "--workers", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        assert "from 2 processes" in process.stdout.readline()
+        return process, children(process.pid)
+
+    # The parent killed outright: no worker is left serving on the port.
+    process, workers = serve()
+    process.kill()
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(gone(pid) is False for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(gone(pid) for pid in workers)
+    # A worker killed: the parent says so and stops the other.
+    process, workers = serve()
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "error: a worker stopped (exit status -9); stopping the others" in err
+
+
+def gone(pid: int) -> bool:
+    """Whether a process has ended (a zombie waiting for its reaper has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
