@@ -577,12 +577,21 @@ def _reserved_port(host: str, port: int, *, share: bool) -> Iterator[int]:
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     with socket.socket(family, kind, protocol) as alone:
+        # As asyncio binds (POSIX): past connections of an earlier server lingering
+        # in TIME_WAIT do not hold the port; a socket that listens still does.
+        _reuse_address(alone)
         alone.bind(address)
         port = alone.getsockname()[1]
     if not share:
         yield port
         return
     with socket.socket(family, kind, protocol) as probe:
+        _reuse_address(probe)
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         probe.bind((address[0], port, *address[2:]))
         yield port
+
+
+def _reuse_address(sock: socket.socket) -> None:
+    if os.name == "posix":  # elsewhere SO_REUSEADDR lets a port be taken over
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

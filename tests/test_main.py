@@ -723,3 +723,26 @@ def gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return state == "Z"
+
+
+def test_workers_restart_at_once_on_the_same_port(tmp_path: Path) -> None:
+    # The connections the first server closed linger in TIME_WAIT on its port,
+    # which must not keep the next one from it (as SO_REUSEADDR lets any server).
+    port = str(free_port())
+    for _ in range(2):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aiohttp_conditional", str(tmp_path), "-p", port,
+             "-q", "--workers", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        held = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+        held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        held.recv(65536)
+        process.send_signal(signal.SIGTERM)  # the server closes the connection first
+        _, err = process.communicate(timeout=30)
+        held.close()
+        assert "from 2 processes" in line, err
