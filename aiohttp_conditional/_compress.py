@@ -226,7 +226,8 @@ def _compress_file(path: str, codings: tuple[str, ...]) -> _Result:
     if not todo:
         return _Result(path, st.st_size, written, up_to_date)
     # O_NOFOLLOW: a symlink put in its place since the walk is not read through.
-    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    with open(os.open(path, flags), "rb") as file:
         data = file.read()
         if _changed(os.fstat(file.fileno()), st):
             return _Result(path, st.st_size, written, (), "changed while read")
