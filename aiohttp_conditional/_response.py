@@ -319,7 +319,7 @@ class ConditionalFileResponse(web.FileResponse):
         headers = self._headers
         size = outcome.size
         if hdrs.CONTENT_TYPE not in headers:
-            content_type = _CONTENT_TYPES.guess_type(self._fspath)[0]
+            content_type = content_type_of(self._fspath)
             if content_type is None:
                 content_type = _FALLBACK_CONTENT_TYPE
             elif self._text_charset is not None and content_type.startswith("text/"):
