@@ -7,6 +7,7 @@ import base64
 import contextlib
 import ctypes
 import hashlib
+import mmap
 import os
 import sys
 import threading
@@ -227,23 +228,66 @@ def age(*paths: Path) -> None:
         time.sleep(wait / 1e9 + 0.005)
 
 
-def drop_caches(*on: Path) -> None:
+def drop_caches(*on: Path, pages: bool = False) -> None:
     """Have the kernel forget its cached names, inodes and pages, as after a reboot.
 
     Only root may, and a file system held in memory (tmpfs) keeps everything: the
     test is skipped where ``on`` lies on one.  Dirty pages are written first, or the
-    kernel would keep them.
+    kernel would keep them.  A drop does not always take everything at once (what is
+    in use at that moment stays), so it is repeated until each path's name is out
+    of the cache, and with ``pages`` its first page too (which brings its name back).
     """
-    os.sync()
+    for _ in range(5):
+        os.sync()
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as control:
+                control.write("3")
+        except OSError as error:
+            pytest.skip(f"the kernel's caches cannot be dropped here: {error}")
+        if all(_forgotten(path, pages) for path in on):
+            return
+    pytest.skip(f"the kernel kept {', '.join(map(str, on))} (a file system in memory?)")
+
+
+def _forgotten(path: Path, pages: bool) -> bool:
     try:
-        with open("/proc/sys/vm/drop_caches", "w") as control:
-            control.write("3")
-    except OSError as error:
-        pytest.skip(f"the kernel's caches cannot be dropped here: {error}")
-    for path in on:
-        with contextlib.suppress(WouldBlock):
-            CACHE.stat(str(path))
-            pytest.skip(f"{path} is on a file system held in memory")
+        CACHE.stat(str(path))
+    except WouldBlock:
+        pass
+    else:
+        return False
+    return not pages or not _first_page_cached(path)
+
+
+def _first_page_cached(path: Path) -> bool:
+    """Ask mincore(2) whether a file's first page is in the page cache.
+
+    Asked of a mapping, which reads nothing: a read, even one with RWF_NOWAIT that
+    fails, may start the kernel reading ahead, and so cache what it asks about.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+        ctypes.c_long,
+    )  # fmt: skip
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    size = mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap failed")
+        try:
+            vector = ctypes.create_string_buffer(1)
+            if libc.mincore(address, size, vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
+            return bool(vector.raw[0] & 1)
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
 
 
 def open_descriptors(path: Path) -> int:

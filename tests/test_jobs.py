@@ -177,7 +177,7 @@ async def test_pages_not_cached_are_read_in_the_job(
 ) -> None:
     client = await serve_both(aiohttp_client, site)
     await ask(client, "/h/page.html")
-    drop_caches(site / "page.html")
+    drop_caches(site / "page.html", pages=True)
     for name in ("page.html", "page.html.br", "page.html.zst", "page.html.gz"):
         (site / name).exists()  # names and inodes back, the page not
     executor.jobs.clear()
