@@ -256,10 +256,10 @@ def _forgotten(path: Path, pages: bool) -> bool:
         pass
     else:
         return False
-    return not pages or not _first_page_cached(path)
+    return not pages or not first_page_cached(path)
 
 
-def _first_page_cached(path: Path) -> bool:
+def first_page_cached(path: Path) -> bool:
     """Ask mincore(2) whether a file's first page is in the page cache.
 
     Asked of a mapping, which reads nothing: a read, even one with RWF_NOWAIT that

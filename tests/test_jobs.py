@@ -173,16 +173,41 @@ async def test_after_the_caches_are_dropped_one_job_answers(
 
 @needs_cached_lookups
 async def test_pages_not_cached_are_read_in_the_job(
-    aiohttp_client: AiohttpClient, executor: CountingExecutor, site: Path
+    aiohttp_client: AiohttpClient,
+    executor: CountingExecutor,
+    site: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    reads: list[str] = []
+    real_read = type(CACHE).read
+
+    def read(self: Any, fd: int, size: int, offset: int) -> bytes | None:
+        try:
+            data = real_read(self, fd, size, offset)
+        except WouldBlock:
+            reads.append("would wait")
+            raise
+        reads.append("at once")
+        return data
+
+    monkeypatch.setattr(type(CACHE), "read", read)
     client = await serve_both(aiohttp_client, site)
     await ask(client, "/h/page.html")
-    drop_caches(site / "page.html", pages=True)
-    for name in ("page.html", "page.html.br", "page.html.zst", "page.html.gz"):
-        (site / name).exists()  # names and inodes back, the page not
-    executor.jobs.clear()
-    assert (await ask(client, "/h/page.html"))[:2] == (200, BODY)
-    assert executor.jobs == ["executor_job"]
+    # The kernel may read an uncached page at once for RWF_NOWAIT when it can
+    # without waiting (seen here on a virtio disk, for about half of such reads):
+    # then the loop answers, rightly.  A read that would wait must take the job.
+    for _ in range(8):
+        drop_caches(site / "page.html", pages=True)
+        for name in ("page.html", "page.html.br", "page.html.zst", "page.html.gz"):
+            (site / name).exists()  # names and inodes back, the page not
+        executor.jobs.clear()
+        reads.clear()
+        assert (await ask(client, "/h/page.html"))[:2] == (200, BODY)
+        if reads == ["would wait"]:
+            assert executor.jobs == ["executor_job"]
+            return
+        assert (reads, executor.jobs) == (["at once"], [])
+    pytest.skip("this kernel read every uncached page at once for RWF_NOWAIT")
 
 
 async def test_a_file_system_not_known_to_be_local_always_takes_the_job(
