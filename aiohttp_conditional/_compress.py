@@ -25,6 +25,7 @@ from typing import Any, Final, NamedTuple
 
 from ._cli import prog_name
 from ._encoding import DEFAULT_ORDER, SUFFIXES
+from ._platform import NOFOLLOW, OPEN_FLAGS
 from ._response import content_type_of
 
 __all__ = ("main",)
@@ -226,7 +227,7 @@ def _compress_file(path: str, codings: tuple[str, ...]) -> _Result:
     if not todo:
         return _Result(path, st.st_size, written, up_to_date)
     # O_NOFOLLOW: a symlink put in its place since the walk is not read through.
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = OPEN_FLAGS | NOFOLLOW
     with open(os.open(path, flags), "rb") as file:
         data = file.read()
         if _changed(os.fstat(file.fileno()), st):
@@ -274,7 +275,7 @@ def _write(variant: str, data: bytes, st: os.stat_result) -> None:
     try:
         with open(descriptor, "wb") as file:
             file.write(data)
-        if os.geteuid() == 0:
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
             # Run as root for a site served as another user: the variant must be
             # as readable to that user as its file, or a client gets 403 for it.
             os.chown(temporary, st.st_uid, st.st_gid)

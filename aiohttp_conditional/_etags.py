@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from ._clock import fs_now_ns
+from ._platform import NONBLOCK, OPEN_FLAGS, pread
 from ._preconditions import stable_from_ns
 
 ETagFunction = Callable[[str, os.stat_result], "str | None"]
@@ -66,7 +67,7 @@ def content_hash(path: str, st: os.stat_result) -> str | None:
     if fs_now_ns() < stable_from_ns(st.st_mtime_ns, st.st_ctime_ns):
         return None
     # O_NONBLOCK: a FIFO swapped in for the file must not hold the thread in open().
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    descriptor = os.open(path, OPEN_FLAGS | NONBLOCK)
     with open(descriptor, "rb", buffering=0) as file:
         return hash_open_file(file, st)
 
@@ -118,7 +119,7 @@ def _hash(file: io.FileIO, key: Identity) -> str | None:
         return None
     sha256 = hashlib.sha256()
     offset = 0
-    while chunk := os.pread(fd, _READ_SIZE, offset):
+    while chunk := pread(fd, _READ_SIZE, offset):
         sha256.update(chunk)
         offset += len(chunk)
     if file_identity(os.fstat(fd)) != key:

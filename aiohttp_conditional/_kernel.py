@@ -26,6 +26,8 @@ import sys
 import threading
 from typing import Any, Final
 
+from ._platform import NOFOLLOW, OPEN_FLAGS, lstat_or_none, pread
+
 __all__ = (
     "CACHE",
     "CACHED_LOOKUPS",
@@ -35,8 +37,6 @@ __all__ = (
     "WouldBlock",
 )
 
-_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 
 # File systems whose attributes and cached names live in memory with the inode, so
 # that reading them never waits on a device or a server.  overlay counts: its layers
@@ -112,14 +112,11 @@ class FileSystem:
 
         ``near`` is the stat of a file in the same directory, if one is known.
         """
-        # Most files have no variants: asking first is cheaper than a failing lstat.
-        if not os.access(path, os.F_OK, follow_symlinks=False):
-            return None
-        return os.lstat(path)
+        return lstat_or_none(path)
 
     def open(self, path: str, flags: int) -> int:
         """Open a path for reading with extra ``flags``; return the descriptor."""
-        return os.open(path, _OPEN_FLAGS | flags)
+        return os.open(path, OPEN_FLAGS | flags)
 
     def read(self, fd: int, size: int, offset: int) -> bytes | None:
         """Read up to ``size`` bytes at ``offset``: fewer only at the end of the file.
@@ -127,7 +124,7 @@ class FileSystem:
         None is for a file system that cannot read without blocking and cannot tell
         whether it would have to: the caller streams the body instead.
         """
-        return os.pread(fd, size, offset)
+        return pread(fd, size, offset)
 
 
 DISK: Final = FileSystem()
@@ -196,7 +193,7 @@ class _Mounts:
         os.register_at_fork(after_in_child=self._reopen)
 
     def _open(self) -> None:
-        self._fd = os.open("/proc/self/mountinfo", _OPEN_FLAGS)
+        self._fd = os.open("/proc/self/mountinfo", OPEN_FLAGS)
         self._changes = select.epoll()
         self._changes.register(self._fd, select.EPOLLPRI | select.EPOLLERR)
         self._reread()
@@ -304,7 +301,7 @@ class _CachedFileSystem(FileSystem):
 
     def lstat(self, path: str) -> os.stat_result:
         """Return the lstat of a path from the caches only."""
-        st = self._stat(path, _O_PATH | _NOFOLLOW)
+        st = self._stat(path, _O_PATH | NOFOLLOW)
         if st is None:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         return st
@@ -319,7 +316,7 @@ class _CachedFileSystem(FileSystem):
         not know is looked up for real: that never reads a device.
         """
         try:
-            return self._stat(path, _O_PATH | _NOFOLLOW)
+            return self._stat(path, _O_PATH | NOFOLLOW)
         except WouldBlock:
             if near is None or near.st_dev not in self.mounts.memory:
                 raise
@@ -331,7 +328,7 @@ class _CachedFileSystem(FileSystem):
     def open(self, path: str, flags: int) -> int:
         """Open a path for reading from the caches only."""
         # As os.open() does, so that audit hooks see every file opened.
-        sys.audit("open", path, None, _OPEN_FLAGS | flags)
+        sys.audit("open", path, None, OPEN_FLAGS | flags)
         fd = self._open(path, os.O_RDONLY | flags)
         if fd < 0:
             raise OSError(-fd, os.strerror(-fd), path)

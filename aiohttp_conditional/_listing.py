@@ -126,8 +126,7 @@ def _printable(name: str) -> str:
     Bytes that are not UTF-8, and the controls that reorder text (RLO makes
     ``txt.exe`` show as ``exe.txt``), are shown as U+FFFD.
     """
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text.translate(_REORDERING)
+    return _encoded(name).decode("utf-8", "replace").translate(_REORDERING)
 
 
 def _href(url_path: str) -> str:
@@ -141,4 +140,16 @@ def _href(url_path: str) -> str:
 
 def quote_path(path: str) -> str:
     """Percent-encode a decoded path, its file system bytes as they are."""
-    return urllib.parse.quote(os.fsencode(path), safe="/!$&'()*+,;=:@")
+    return urllib.parse.quote(_encoded(path), safe="/!$&'()*+,;=:@")
+
+
+def _encoded(name: str) -> bytes:
+    """Return a name as bytes: what POSIX stores, or Windows's UTF-16 in UTF-8.
+
+    A Windows name may hold a lone surrogate, which no strict encoding takes and
+    which is not a byte the file system decoder escaped: it is kept as WTF-8.
+    """
+    try:
+        return name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogatepass")

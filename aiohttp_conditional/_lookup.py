@@ -28,6 +28,7 @@ from ._etags import (
     known_hash,
 )
 from ._kernel import FileSystem, WouldBlock
+from ._platform import CTIME_IS_CHANGE, NOFOLLOW, NONBLOCK
 from ._preconditions import (
     Conditions,
     Decision,
@@ -40,10 +41,6 @@ from ._preconditions import (
 
 __all__ = ("FORBIDDEN", "NOT_FOUND", "Asked", "Options", "Outcome", "look_up")
 
-# O_NONBLOCK: a file swapped for a FIFO between stat and open must not hang the
-# worker; it changes nothing for the regular files that are read.
-_OPEN_FLAGS: Final = getattr(os, "O_NONBLOCK", 0)
-_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 # A body up to this size is read by the lookup and sent in one write with the
 # headers, instead of through sendfile(2), whose setup costs more than such a copy.
 READ_AHEAD: Final = 64 * 1024
@@ -198,10 +195,12 @@ def _open(
     known: os.stat_result | None,
     above_changed_ns: int,
 ) -> Outcome:
-    flags = _OPEN_FLAGS
+    # O_NONBLOCK: a file swapped for a FIFO between stat and open must not hang the
+    # worker; it changes nothing for the regular files that are read.
+    flags = NONBLOCK
     if known is not None or variant.encoding is not None:
         # Found by lstat: a symlink put in its place is not followed.
-        flags |= _NOFOLLOW
+        flags |= NOFOLLOW
     # Not a with block: the open file is handed on to be sent and closed later.
     file = open(fs.open(variant.path, flags), "rb", buffering=0)  # noqa: SIM115
     try:
@@ -262,6 +261,8 @@ def _decide(
         # it before it was removed: a date does not tell which of them a client holds
         # (RFC 9110 §8.8.2.2), an entity-tag does.
         date_is_strong=not options.precompressed,
+        # Where ctime is the creation time, which an in-place write leaves alone.
+        file_id=None if CTIME_IS_CHANGE else st.st_ino,
     )
     function = options.etag_function
     if validators.etag is not None and (

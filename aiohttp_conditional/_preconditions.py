@@ -81,13 +81,16 @@ class Validators(NamedTuple):
     `latest_change_ns`); None when dates are switched off.  ``date_is_strong`` is False
     where a date does not identify this one representation (where a variant of the
     file may carry, or have carried, the same), so that If-Range does not take it as a
-    strong validator.
+    strong validator.  ``dates_exact`` is True where a file's dates may move back
+    without a trace (no change time: Windows), so that a date passes the
+    conditionals only when it is our Last-Modified itself.
     """
 
     etag: str | None
     last_modified: int | None
     changed_by_ns: int | None
     date_is_strong: bool = True
+    dates_exact: bool = False
 
 
 class Decision(NamedTuple):
@@ -139,6 +142,7 @@ def make_validators(
     etag: bool = True,
     last_modified: bool = True,
     date_is_strong: bool = True,
+    file_id: int | None = None,
 ) -> Validators:
     """Return the validators of a file from its stat fields at time ``now_ns``.
 
@@ -146,19 +150,29 @@ def make_validators(
     before it.  For a file written in place ctime equals mtime, and the entity-tag is
     the one aiohttp's FileResponse sends.  ``date_is_strong`` is False where a
     variant may share the file's dates.
+
+    ``file_id`` is given where ``ctime_ns`` is not a change time but a creation time
+    (Windows): a replacement that keeps the old modification time and size is then
+    told apart only by being another file, so its number goes into the entity-tag,
+    and dates must match exactly (see `Validators`), so that a file moved back to an
+    older modification time is not taken as unchanged since a later one.
     """
     changed_ns = max(mtime_ns, ctime_ns)
     latest_ns = latest_change_ns(mtime_ns, ctime_ns)
     # A file changed in the future (clock skew) is never stable until that time passes.
     stable = now_ns >= latest_ns + STABLE_AFTER_NS
+    tag = f'"{changed_ns:x}-{size:x}"'
+    if file_id is not None:
+        tag = f'{tag[:-1]}-{file_id:x}"'
     return Validators(
-        etag=f'"{changed_ns:x}-{size:x}"' if etag and stable else None,
+        etag=tag if etag and stable else None,
         # The first whole second not before the latest the change can have been:
         # later than the change, as a date must be to say "unchanged since" (see
         # _unmodified_since), and, a second having passed since, never later than Date.
         last_modified=-(-latest_ns // _NS_PER_S) if last_modified and stable else None,
         changed_by_ns=latest_ns if last_modified else None,
         date_is_strong=date_is_strong,
+        dates_exact=file_id is not None,
     )
 
 
@@ -344,9 +358,13 @@ def _unmodified_since(date: int, validators: Validators) -> bool | None:
     after the response.  A file that had surely changed by the date is therefore the
     version the client holds, however its file system's clock lags ours or cuts its
     stamps down.  Our own Last-Modified, the first second not before that, passes.
+    Where dates may move back (``dates_exact``), only our Last-Modified itself does:
+    a file put back to an older date is not the one a later date was issued for.
     """
     if validators.changed_by_ns is None:
         return None
+    if validators.dates_exact:
+        return date == validators.last_modified
     return validators.changed_by_ns <= date * _NS_PER_S
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from aiohttp.abc import AbstractStreamWriter
 
 from ._lookup import unchanged
+from ._platform import pread
 
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
@@ -161,9 +162,9 @@ async def _copy(
     while count > 0:
         size = min(reader.chunk_size, count)
         if reader.in_executor:
-            chunk = await loop.run_in_executor(None, os.pread, fd, size, offset)
+            chunk = await loop.run_in_executor(None, pread, fd, size, offset)
         else:
-            chunk = os.pread(fd, size, offset)
+            chunk = pread(fd, size, offset)
         if not chunk:
             break
         await writer.write(chunk)

@@ -8,7 +8,7 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Mapping
-from stat import S_ISDIR, S_ISLNK, S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import Any, Final, NamedTuple
 
 from aiohttp import hdrs, web
@@ -17,12 +17,15 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._clock import moment
+from ._encoding import SUFFIXES
 from ._etags import content_hash, known_hash
 from ._fields import Fields, HeadersFunction, add_vary, check_fields
 from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
 from ._listing import listing, quote_path
 from ._lookup import Asked, Options, Outcome, look_up
+from ._names import DirectoryNames, folds_case, refused_on_windows
+from ._platform import WINDOWS, is_link
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
     DEFAULT_CHUNK_SIZE,
@@ -206,7 +209,10 @@ class ConditionalStaticResource(web.StaticResource):
             **{_SANDBOX: follow_symlinks},
         )
         self._root = os.fspath(self._directory)
-        self._root_prefix = self._root.rstrip("/") + "/"
+        # With the platform's separator, as realpath gives paths.
+        self._root_prefix = os.path.join(self._root, "")
+        self._folds_case = folds_case(self._root)
+        self._names = DirectoryNames()
         self._index = index
         self._leaves_root = follow_symlinks
         self._text_charset = text_charset
@@ -409,7 +415,19 @@ class ConditionalStaticResource(web.StaticResource):
             return web.HTTPNotFound()
         above_changed_ns = max(parent.above_changed_ns, parent.stat.st_ctime_ns)
         target = _Target(f"{parent.path}/{name}", parent.stat, above_changed_ns)
-        return self._answer_file(job, target, fs, variant_only=True)
+        options = self._options
+        if self._folds_case:
+            # Only the variants the directory spells so: APP.JS is not app.js.gz's.
+            options = options._replace(
+                precompressed=tuple(
+                    coding
+                    for coding in options.precompressed
+                    if self._names.spells(
+                        parent.path, parent.stat, name + SUFFIXES[coding], fs
+                    )
+                )
+            )
+        return self._answer_file(job, target, fs, variant_only=True, options=options)
 
     def _answer_directory(
         self, job: _Job, target: _Target, fs: FileSystem
@@ -453,12 +471,13 @@ class ConditionalStaticResource(web.StaticResource):
         fs: FileSystem,
         *,
         variant_only: bool = False,
+        options: Options | None = None,
     ) -> web.StreamResponse | web.HTTPException:
         """Answer for a file; with ``variant_only``, only for a variant of it."""
         outcome = look_up(
             fs,
             target.path,
-            self._options,
+            self._options if options is None else options,
             job.asked,
             None if variant_only else target.stat,
             target.above_changed_ns,
@@ -559,6 +578,8 @@ class ConditionalStaticResource(web.StaticResource):
         names = [name for name in filename.split("/") if name and name != "."]
         if ".." in names:
             return None
+        if WINDOWS and any(refused_on_windows(name) for name in names):
+            return None
         # The root too: a deploy may rename another tree into its place.
         st = fs.stat(self._root)
         if not names:
@@ -567,11 +588,18 @@ class ConditionalStaticResource(web.StaticResource):
         path = self._root
         last = len(names) - 1
         for position, name in enumerate(names):
+            directory, directory_st = path, st
             path = f"{path}/{name}"
             st = fs.lstat(path)
-            if S_ISLNK(st.st_mode):
-                rest = os.path.join(path, *names[position + 1 :])
-                return self._follow(rest, st, fs, above_changed_ns)
+            if self._folds_case and not self._names.spells(
+                directory, directory_st, name, fs
+            ):
+                return None  # a name in another case, or another spelling of it
+            if is_link(st):
+                rest = names[position + 1 :]
+                if self._folds_case and not self._spelled_below(path, rest, fs):
+                    return None
+                return self._follow(os.path.join(path, *rest), st, fs, above_changed_ns)
             if position < last:
                 if not S_ISDIR(st.st_mode):
                     return None  # a file used as a directory
@@ -584,7 +612,7 @@ class ConditionalStaticResource(web.StaticResource):
             st = fs.lstat(path)
         except FileNotFoundError:
             return None
-        if S_ISLNK(st.st_mode):
+        if is_link(st):
             return self._follow(path, st, fs)
         return _Target(path, st)
 
@@ -604,6 +632,19 @@ class ConditionalStaticResource(web.StaticResource):
         changed_ns = max(above_changed_ns, link.st_ctime_ns)
         return _Target(real, fs.stat(real), changed_ns)
 
+    def _spelled_below(self, link: str, names: list[str], fs: FileSystem) -> bool:
+        """Tell whether each of ``names``, below the symlink ``link``, is spelled so."""
+        if not names:
+            return True
+        if not fs.may_block:
+            raise WouldBlock(link)  # realpath reads links and stats each step
+        directory = os.path.realpath(link)
+        for name in names:
+            if not self._names.spells(directory, fs.stat(directory), name, fs):
+                return False
+            directory = os.path.realpath(os.path.join(directory, name))
+        return True
+
     def _may_reach(self, real: str) -> bool:
         """Tell whether the route serves what a symlink resolves to, ``real``."""
         inside = real == self._root or real.startswith(self._root_prefix)
@@ -613,6 +654,7 @@ class ConditionalStaticResource(web.StaticResource):
             # What the link leads into, below what it shares with the root: a link
             # with a plain name to a hidden file or directory hides nothing.
             below = os.path.relpath(real, os.path.commonpath((real, self._root)))
+            below = below.replace(os.sep, "/")
             return not _names_a_dotfile(below if inside else f"_/{below}")
         return True
 
@@ -661,6 +703,7 @@ def _is_relative_path(value: str) -> bool:
         and not value.startswith("/")
         and ".." not in names
         and ("\x00" not in value and "\\" not in value)
+        and not (WINDOWS and any(refused_on_windows(name) for name in names if name))
     )
 
 

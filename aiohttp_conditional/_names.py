@@ -1,0 +1,127 @@
+"""Which names in a URL path may reach a file, by the rules of its file system.
+
+Windows reads a name as more than it says: ``secret.txt.`` and ``secret.txt `` open
+``secret.txt``, ``name::$DATA`` is its data stream, ``D:`` another drive, ``NUL``
+or ``COM1.txt`` a device wherever it is asked for, and ``ENV~1`` is the 8.3 short
+name of ``.env``, which no dotfile rule would recognise.  File systems that fold
+case (NTFS, APFS and HFS+ as macOS formats them, FAT and exFAT) open ``App.JS`` for
+``app.js``, so a rule about names could be passed by changing their case.  A route
+refuses all of those: on such a file system a name reaches a file only as its
+directory spells it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import unicodedata
+from typing import Final
+
+from ._clock import fs_now_ns
+from ._kernel import FileSystem, WouldBlock
+from ._platform import FOLDS_CASE
+from ._preconditions import stable_from_ns
+
+__all__ = ("DirectoryNames", "folds_case", "refused_on_windows")
+
+# Device names Windows opens in every directory, with any extension; the digits
+# include the superscripts Windows also takes.
+_DEVICES: Final = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {
+        f"{port}{digit}"
+        for port in ("COM", "LPT")
+        for digit in "0123456789\u00b9\u00b2\u00b3"
+    }
+)
+# Characters no Windows file name holds; ":" also names a drive or a stream.
+_NOT_IN_NAMES: Final = re.compile(r'[\x00-\x1f<>:"|?*\\/]')
+# The shape of a generated 8.3 short name: up to six characters, "~" and a number,
+# and an extension of up to three.
+_SHORT_NAME: Final = re.compile(r"[^.~]{0,6}~[0-9]{1,6}(?:\.[^.]{0,3})?\Z")
+
+# File system types (of /proc/self/mountinfo) that fold case.  fuseblk is what the
+# FUSE drivers of exFAT and NTFS mount as.
+_FOLDING_TYPES: Final = frozenset(
+    {"cifs", "exfat", "fuseblk", "msdos", "ntfs", "smb3", "vfat"}
+)
+# Directories whose names are kept for the exact-name check, and the most names kept
+# for one directory: a larger one is read again for each request.
+_MAX_DIRECTORIES: Final = 1024
+_MAX_NAMES: Final = 10_000
+
+
+def refused_on_windows(name: str) -> bool:
+    """Tell whether Windows would open something else than ``name`` says.
+
+    A drive or a stream (``:``), a trailing dot or space, a device, a character no
+    name may hold, or the shape of a short name.
+    """
+    if _NOT_IN_NAMES.search(name) or name[-1:] in (".", " "):
+        return True
+    stem = name.split(".", 1)[0].rstrip(" ").upper()
+    return stem in _DEVICES or _SHORT_NAME.match(name) is not None
+
+
+def folds_case(directory: str) -> bool:
+    """Tell whether the file system under ``directory`` may fold the case of names.
+
+    Always on Windows and macOS; on Linux for the types of file system that do
+    (by ``/proc/self/mountinfo``).  Directories made case-insensitive one by one
+    (``chattr +F`` on ext4, f2fs or tmpfs) are not told apart.
+    """
+    if FOLDS_CASE:
+        return True
+    try:
+        device = os.stat(directory).st_dev
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return False
+    wanted = f"{os.major(device)}:{os.minor(device)}"
+    for line in lines:
+        # ID parent major:minor root mountpoint options [tags] - type ...
+        fields = line.split()
+        with contextlib.suppress(ValueError, IndexError):
+            if fields[2] == wanted:
+                return fields[fields.index("-") + 1] in _FOLDING_TYPES
+    return False
+
+
+class DirectoryNames:
+    """The names each directory spells its entries with, for the exact-name check.
+
+    A directory's names are kept by its identity and its change time, and only
+    once it is stable (see `stable_from_ns`): an entry made or renamed since moves
+    its mtime and ctime.  Names are compared in Unicode's NFC form: macOS takes a
+    name in either form for the same file, and a browser sends NFC.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[tuple[int, int], tuple[int, int, frozenset[str]]] = {}
+
+    def spells(
+        self, directory: str, st: os.stat_result, name: str, fs: FileSystem
+    ) -> bool:
+        """Tell whether ``directory`` (``st``, its stat) spells an entry ``name``."""
+        key = (st.st_dev, st.st_ino)
+        kept = self._kept.get(key)
+        if kept is not None and kept[:2] == (st.st_mtime_ns, st.st_ctime_ns):
+            names = kept[2]
+        else:
+            if not fs.may_block:
+                raise WouldBlock(directory)  # a directory's entries may not be cached
+            names = frozenset(
+                unicodedata.normalize("NFC", entry) for entry in os.listdir(directory)
+            )
+            if len(names) <= _MAX_NAMES and fs_now_ns() >= stable_from_ns(
+                st.st_mtime_ns, st.st_ctime_ns
+            ):
+                with self._lock:
+                    if len(self._kept) >= _MAX_DIRECTORIES:
+                        del self._kept[next(iter(self._kept))]
+                    self._kept[key] = (st.st_mtime_ns, st.st_ctime_ns, names)
+        return unicodedata.normalize("NFC", name) in names
