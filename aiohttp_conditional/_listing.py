@@ -12,6 +12,8 @@ from typing import Final, NamedTuple
 
 from yarl import URL
 
+from ._platform import entry_is_link
+
 __all__ = ("listing", "quote_path")
 
 _UNITS: Final = ("KiB", "MiB", "GiB", "TiB", "PiB")
@@ -58,7 +60,7 @@ def listing(
                 continue
             st: os.stat_result | None = None
             try:
-                if not item.is_symlink() or reaches(item.path):
+                if not entry_is_link(item) or reaches(item.path):
                     st = item.stat()
             except OSError:
                 pass

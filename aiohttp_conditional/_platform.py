@@ -24,6 +24,7 @@ __all__ = (
     "NONBLOCK",
     "OPEN_FLAGS",
     "WINDOWS",
+    "entry_is_link",
     "is_link",
     "lstat_or_none",
     "pread",
@@ -59,11 +60,19 @@ if WINDOWS:
         """
         return stat.S_ISLNK(st.st_mode) or getattr(st, "st_reparse_tag", 0) == _JUNCTION
 
+    def entry_is_link(entry: os.DirEntry[str]) -> bool:
+        """Tell whether a directory's entry is a symlink or a directory junction."""
+        return entry.is_symlink() or bool(getattr(entry, "is_junction", bool)())
+
 else:
 
     def is_link(st: os.stat_result) -> bool:
         """Tell whether an lstat is of a symlink."""
         return stat.S_ISLNK(st.st_mode)
+
+    def entry_is_link(entry: os.DirEntry[str]) -> bool:
+        """Tell whether a directory's entry is a symlink."""
+        return entry.is_symlink()
 
 
 if hasattr(os, "pread"):

@@ -1,0 +1,362 @@
+"""Windows, macOS and musl: SIMULATED here (see tests/platforms.py), and for real
+what Linux can show of them (a file system that folds case, the rules as functions).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpClient
+
+from aiohttp_conditional import add_static
+from aiohttp_conditional._names import refused_on_windows
+from aiohttp_conditional._preconditions import (
+    Conditions,
+    FileResponseState,
+    evaluate_preconditions,
+    format_http_date,
+    make_validators,
+)
+from tests.platforms import PLATFORMS, short_name
+
+_REPOSITORY = Path(__file__).resolve().parent.parent
+# Bytes a text-mode read would change: CRLF, and ^Z, which ends a text file.
+_BINARY = b"line\r\nnext\x1aafter\r\n" * 6000
+_NFD = "cafe\u0301.txt"
+# A lone surrogate in UTF-8's way (WTF-8): simulated Windows lists it as "\ud800".
+_LONE = os.fsdecode(b"lone-\xed\xa0\x80.txt")
+
+
+class Server(NamedTuple):
+    platform: str
+    url: str
+    root: Path
+
+
+def _tree(root: Path) -> None:
+    site = root / "site"
+    (site / "sub").mkdir(parents=True)
+    (root / "outside").mkdir()
+    (root / "outside" / "secret.txt").write_text("outside the root\n")
+    (site / "index.html").write_text("<h1>home</h1>\n")
+    (site / "sub" / "page.txt").write_text("a page\n")
+    (site / ".env").write_text("PASSWORD=hunter2\n")
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[core]\n")
+    (site / "big.bin").write_bytes(_BINARY)
+    (site / "app.js").write_text("console.log('app');\n" * 20)
+    (site / "only.js.gz").write_bytes(b"\x1f\x8b not checked")
+    (site / _NFD).write_text("accented\n")
+    (site / "roll.txt").write_text("version 1\n")
+    (site / "jn").symlink_to(root / "outside")  # a junction, on simulated Windows
+    (site / "inlink").symlink_to(site / "sub")
+    (site / "sub" / _LONE).write_text("lone\n")
+    subprocess.run(["gzip", "-k", str(site / "app.js")], check=True)
+    later = time.time_ns() + 1_000_000_000
+    os.utime(site / "app.js.gz", ns=(later, later))
+
+
+@pytest.fixture(scope="module", params=PLATFORMS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    name = request.param
+    root = tmp_path_factory.mktemp(name)
+    _tree(root)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.platforms", name, str(root)],
+        cwd=_REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 30)
+    line = process.stdout.readline() if ready else ""
+    if not line.strip().isdigit():
+        process.kill()
+        _, errors = process.communicate()
+        pytest.fail(f"the simulated {name} server did not start: {line}{errors}")
+    time.sleep(2.1)  # until every file is stable, and gets validators
+    try:
+        yield Server(name, f"http://127.0.0.1:{line.strip()}", root)
+    finally:
+        process.kill()
+        process.communicate()
+
+
+async def test_whole_request_path(server: Server) -> None:
+    """A 200, HEAD, 304, 412, 206, multipart, variant, content tag, link, listing."""
+    async with aiohttp.ClientSession(server.url, auto_decompress=False) as session:
+        for route in ("/static", "/jobs"):
+            async with session.get(f"{route}/big.bin") as resp:
+                assert resp.status == 200
+                assert await resp.read() == _BINARY  # no text-mode translation
+                etag = resp.headers["ETag"]
+            async with session.head(f"{route}/big.bin") as resp:
+                assert resp.status == 200
+                assert resp.headers["Content-Length"] == str(len(_BINARY))
+            async with session.get(
+                f"{route}/big.bin", headers={"If-None-Match": etag}
+            ) as resp:
+                assert resp.status == 304
+            async with session.get(
+                f"{route}/big.bin", headers={"If-Match": '"other"'}
+            ) as resp:
+                assert resp.status == 412
+            async with session.get(
+                f"{route}/big.bin", headers={"Range": "bytes=4-9"}
+            ) as resp:
+                assert resp.status == 206
+                assert await resp.read() == _BINARY[4:10]
+            async with session.get(
+                f"{route}/big.bin", headers={"Range": "bytes=0-5,90000-90009"}
+            ) as resp:
+                assert resp.status == 206
+                body = await resp.read()
+                assert _BINARY[:6] in body and _BINARY[90000:90010] in body
+            async with session.get(
+                f"{route}/app.js", headers={"Accept-Encoding": "gzip"}
+            ) as resp:
+                assert resp.status == 200
+                assert resp.headers.get("Content-Encoding") == "gzip"
+                assert resp.headers["Vary"] == "Accept-Encoding"
+            async with session.get(f"{route}/inlink/page.txt") as resp:
+                assert resp.status == 200
+                assert await resp.text() == "a page\n"
+        async with session.get("/file/big.bin", headers={"Range": "bytes=-4"}) as resp:
+            assert resp.status == 206
+            assert await resp.read() == _BINARY[-4:]
+        async with session.get("/content/index.html") as resp:
+            assert resp.status == 200
+            tag = resp.headers["ETag"]
+            assert "-" not in tag.strip('"')[:3]  # a hash, not "mtime-size"
+        async with session.get(
+            "/content/index.html", headers={"If-None-Match": tag}
+        ) as resp:
+            assert resp.status == 304
+        async with session.get("/static/") as resp:
+            assert resp.status == 200
+            assert "<h1>home</h1>" in await resp.text()
+        async with session.get("/static/sub/") as resp:
+            assert resp.status == 200
+            assert "page.txt" in await resp.text()
+
+
+async def test_a_listing_shows_every_name(server: Server) -> None:
+    """A name Windows may hold, a lone surrogate, is listed, not a 404 for all."""
+    async with (
+        aiohttp.ClientSession(server.url) as session,
+        session.get("/static/sub/") as resp,
+    ):
+        assert resp.status == 200
+        text = await resp.text()
+    assert "page.txt" in text
+    assert "lone-" in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/ENV~1",  # the short name of .env
+        "/static/GIT~1/config",  # .git/config
+        "/static/index.html.",  # Win32 drops trailing dots
+        "/static/index.html%20",  # and spaces
+        "/static/index.html::$DATA",  # the file's data stream
+        "/static/index.html:$DATA",
+        "/static/NUL",  # a device, in every directory
+        "/static/sub/con.txt",
+        "/static/COM1",
+        "/static/jn/secret.txt",  # a junction out of the root
+        "/followed/jn/D:/secret.txt",  # another drive
+        "/static/INDEX.HTML",  # another case
+        "/static/Sub/page.txt",
+        "/static/inlink/PAGE.TXT",  # another case, below a link
+        "/static/ONLY.JS",  # a variant in another case
+    ],
+)
+async def test_windows_vectors_are_not_found(server: Server, path: str) -> None:
+    async with (
+        aiohttp.ClientSession(server.url) as session,
+        session.get(path, headers={"Accept-Encoding": "gzip"}) as resp,
+    ):
+        assert resp.status == 404, await resp.text()
+
+
+async def test_names_as_the_directory_spells_them(server: Server) -> None:
+    async with aiohttp.ClientSession(server.url, auto_decompress=False) as session:
+        async with session.get(
+            "/static/only.js", headers={"Accept-Encoding": "gzip"}
+        ) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Encoding"] == "gzip"
+        async with session.get("/static/caf%C3%A9.txt") as resp:
+            # macOS takes either Unicode form for a name; Linux and NTFS do not.
+            assert resp.status == (200 if server.platform == "macos" else 404)
+
+
+async def test_a_rollback_in_place_gets_200_for_a_later_date(server: Server) -> None:
+    """On Windows an in-place write leaves ctime, the creation time, alone."""
+    roll = server.root / "site" / "roll.txt"
+    roll.write_text("version 2\n")  # the same size, later
+    time.sleep(2.1)
+    async with aiohttp.ClientSession(server.url) as session:
+        async with session.get("/static/roll.txt") as resp:
+            assert await resp.text() == "version 2\n"
+            held = resp.headers["Last-Modified"]
+            etag = resp.headers["ETag"]
+        # Rolled back in place, to the same size and an older mtime.
+        inode = roll.stat().st_ino
+        with roll.open("r+") as file:
+            file.write("version 1\n")
+        day_ago = time.time_ns() - 86400 * 1_000_000_000
+        os.utime(roll, ns=(day_ago, day_ago))
+        assert roll.stat().st_ino == inode
+        time.sleep(2.1)
+        async with session.get(
+            "/static/roll.txt", headers={"If-Modified-Since": held}
+        ) as resp:
+            assert resp.status == 200
+            assert await resp.text() == "version 1\n"
+        async with session.get(
+            "/static/roll.txt",
+            headers={"If-Unmodified-Since": held, "Range": "bytes=0-3"},
+        ) as resp:
+            assert resp.status == 412  # no part of the new bytes for the old
+        async with session.get(
+            "/static/roll.txt", headers={"If-None-Match": etag}
+        ) as resp:
+            assert resp.status == 200
+    if server.platform == "windows":
+        assert etag.endswith(f'-{inode:x}"')  # which file, where ctime cannot tell
+
+
+# --- a file system that folds case, for real: exFAT through FUSE -----------------------
+
+
+@pytest.fixture
+def exfat(tmp_path: Path) -> Iterator[Path]:
+    """An exFAT file system, mounted for the test: names in any case open a file."""
+    tools = ("mkfs.exfat", "mount.exfat-fuse", "losetup")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing or os.geteuid() != 0:
+        pytest.skip(f"needs root and {', '.join(tools)} (missing: {missing})")
+    image = tmp_path / "exfat.img"
+    with image.open("wb") as file:
+        file.truncate(16 * 1024 * 1024)
+    subprocess.run(["mkfs.exfat", str(image)], check=True, capture_output=True)
+    device = subprocess.run(
+        ["losetup", "-f", "--show", str(image)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    mounted = tmp_path / "exfat"
+    mounted.mkdir()
+    try:
+        result = subprocess.run(
+            ["mount.exfat-fuse", device, str(mounted)], capture_output=True, text=True
+        )
+        if result.returncode:
+            pytest.skip(f"cannot mount exFAT here: {result.stderr.strip()}")
+        try:
+            yield mounted
+        finally:
+            subprocess.run(["umount", str(mounted)], check=False)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+async def test_a_case_folding_file_system(
+    aiohttp_client: AiohttpClient, exfat: Path
+) -> None:
+    (exfat / "Secret.TXT").write_text("spelled so\n")
+    (exfat / "Dir").mkdir()
+    (exfat / "Dir" / "page.html").write_text("<p>page</p>\n")
+    assert (exfat / "SECRET.txt").read_text() == "spelled so\n"  # it does fold
+    app = web.Application()
+    add_static(app, "/s", exfat)
+    client = await aiohttp_client(app)
+    for path, status in (
+        ("/s/Secret.TXT", 200),
+        ("/s/Dir/page.html", 200),
+        ("/s/secret.txt", 404),
+        ("/s/SECRET.TXT", 404),
+        ("/s/dir/page.html", 404),
+        ("/s/Dir/PAGE.HTML", 404),
+    ):
+        async with client.get(path) as resp:
+            assert resp.status == status, path
+
+
+# --- the rules, as plain functions -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("index.html", False),
+        ("report.2024.pdf", False),
+        ("archive~old.txt", False),
+        ("backup~2024.tar.gz", False),
+        ("D:", True),
+        ("secret.txt::$DATA", True),
+        ("secret.txt:stream", True),
+        ("secret.txt.", True),
+        ("secret.txt ", True),
+        ("CON", True),
+        ("con.txt", True),
+        ("nul", True),
+        ("Com1.log", True),
+        ("LPT9", True),
+        ("COM\u00b9", True),
+        ("CONOUT$", True),
+        ("console.txt", False),
+        ("ENV~1", True),
+        ("GITIGN~1", True),
+        ("PROGRA~2.TXT", True),
+        ("a<b", True),
+        ("what?", True),
+        ("star*", True),
+        ("tab\t", True),
+    ],
+)
+def test_names_windows_refuses(name: str, refused: bool) -> None:
+    assert refused_on_windows(name) is refused
+
+
+@pytest.mark.parametrize(
+    ("name", "short"),
+    [(".env", "ENV~1"), (".gitignore", "GITIGN~1"), ("README.TXT", None)],
+)
+def test_the_simulated_short_names(name: str, short: str | None) -> None:
+    assert short_name(name) == short
+
+
+def test_dates_are_exact_where_ctime_is_a_creation_time() -> None:
+    second = 1_000_000_000
+    now = 1_700_000_000 * second
+    older = make_validators(
+        now - 86400 * second, now - 86400 * second, 10, now, file_id=7
+    )
+    later = 1_700_000_000 - 3600
+    since = Conditions(if_modified_since=format_http_date(later))
+    assert evaluate_preconditions("GET", since, older) is FileResponseState.SEND
+    assert older.etag is not None and older.etag.endswith('-7"')
+    # Without a file id (a change time to trust), the older date is unchanged since.
+    plain = make_validators(now - 86400 * second, now - 86400 * second, 10, now)
+    assert evaluate_preconditions("GET", since, plain) is FileResponseState.NOT_MODIFIED
+    assert older.last_modified is not None
+    exact = Conditions(if_modified_since=format_http_date(older.last_modified))
+    assert evaluate_preconditions("GET", exact, older) is FileResponseState.NOT_MODIFIED
