@@ -24,7 +24,7 @@ reads it then):
   older than 5.8 where a symlink must not be followed.
 
 Run as ``python -m tests.platforms PLATFORM ROOT``: it serves ROOT/site on a free
-port and prints the port.
+port and prints the port; with more arguments, it runs the command line with them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import errno
 import importlib
 import os
 import platform
+import runpy
 import stat
 import struct
 import sys
@@ -227,7 +228,10 @@ def _windows(root: str) -> None:
 
     def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         translated = names.translate(os.fspath(path))
-        if under(translated) and not flags & _O_BINARY:
+        # Reads only: the standard library's own writes (tempfile) chose their flags
+        # before the simulation began, where Windows would have given them O_BINARY.
+        reading = flags & os.O_ACCMODE == os.O_RDONLY
+        if under(translated) and reading and not flags & _O_BINARY:
             raise OSError(
                 errno.EINVAL, "simulated Windows: opened without O_BINARY, in text mode"
             )
@@ -290,8 +294,14 @@ def _windows(root: str) -> None:
         def __exit__(self, *exc_info: object) -> None:
             self._found.close()
 
-        def __iter__(self) -> Any:
-            return (Entry(entry) for entry in self._found)
+        def __iter__(self) -> Entries:
+            return self
+
+        def __next__(self) -> Entry:
+            return Entry(next(self._found))
+
+        def close(self) -> None:
+            self._found.close()
 
     for name in (
         "pread",
@@ -395,6 +405,11 @@ def simulate(name: str, root: str) -> Any:
 def main() -> None:
     name, root = sys.argv[1], os.path.realpath(sys.argv[2])
     library = simulate(name, root)
+    if len(sys.argv) > 3:
+        # The command line, with the arguments that follow.
+        sys.argv = ["aiohttp_conditional", *sys.argv[3:]]
+        runpy.run_module("aiohttp_conditional", run_name="__main__", alter_sys=True)
+        return
     from aiohttp import web
 
     site = f"{root}/site"

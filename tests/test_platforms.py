@@ -4,12 +4,17 @@ what Linux can show of them (a file system that folds case, the rules as functio
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -240,6 +245,53 @@ async def test_a_rollback_in_place_gets_200_for_a_later_date(server: Server) -> 
             assert resp.status == 200
     if server.platform == "windows":
         assert etag.endswith(f'-{inode:x}"')  # which file, where ctime cannot tell
+
+
+def test_the_command_line(server: Server) -> None:
+    """Serve a directory and compress it, as a user would on that platform."""
+    site = server.root / "site"
+    packed = site / "packed"
+    packed.mkdir()
+    (packed / "notes.txt").write_text("words to compress " * 1000)
+    command = [
+        sys.executable,
+        "-m",
+        "tests.platforms",
+        server.platform,
+        str(server.root),
+    ]
+    compressed = subprocess.run(
+        [*command, "compress", str(packed), "--quiet"],
+        cwd=_REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compressed.returncode == 0, compressed.stderr
+    assert (packed / "notes.txt.gz").exists()
+    process = subprocess.Popen(
+        [*command, str(site), "-p", "0", "-b", "127.0.0.1", "-q"],
+        cwd=_REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        line = process.stdout.readline() if ready else ""
+        match = re.fullmatch(r"Serving .* at (\S+) \(press Ctrl\+C to quit\)\n", line)
+        assert match is not None, line
+        url = match[1]
+        for path, status in (("index.html", 200), (".env", 404), ("ENV~1", 404)):
+            with contextlib.closing(urllib.request.urlopen(f"{url}{path}")) as resp:
+                assert resp.status == status
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
 
 
 # --- a file system that folds case, for real: exFAT through FUSE -----------------------
