@@ -47,10 +47,9 @@ _SHORT_NAME: Final = re.compile(r"[^.~]{0,6}~[0-9]{1,6}(?:\.[^.]{0,3})?\Z")
 _FOLDING_TYPES: Final = frozenset(
     {"cifs", "exfat", "fuseblk", "msdos", "ntfs", "smb3", "vfat"}
 )
-# Directories whose names are kept for the exact-name check, and the most names kept
-# for one directory: a larger one is read again for each request.
-_MAX_DIRECTORIES: Final = 1024
-_MAX_NAMES: Final = 10_000
+# The most names kept for the exact-name check, of all directories together (a few
+# megabytes): a directory with more is read again for each request.
+_MAX_NAMES: Final = 50_000
 
 
 def refused_on_windows(name: str) -> bool:
@@ -102,6 +101,7 @@ class DirectoryNames:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._kept: dict[tuple[int, int], tuple[int, int, frozenset[str]]] = {}
+        self._count = 0  # of the names kept
 
     def spells(
         self, directory: str, st: os.stat_result, name: str, fs: FileSystem
@@ -120,8 +120,17 @@ class DirectoryNames:
             if len(names) <= _MAX_NAMES and fs_now_ns() >= stable_from_ns(
                 st.st_mtime_ns, st.st_ctime_ns
             ):
-                with self._lock:
-                    if len(self._kept) >= _MAX_DIRECTORIES:
-                        del self._kept[next(iter(self._kept))]
-                    self._kept[key] = (st.st_mtime_ns, st.st_ctime_ns, names)
+                self._keep(key, (st.st_mtime_ns, st.st_ctime_ns, names))
         return unicodedata.normalize("NFC", name) in names
+
+    def _keep(
+        self, key: tuple[int, int], kept: tuple[int, int, frozenset[str]]
+    ) -> None:
+        with self._lock:
+            old = self._kept.pop(key, None)
+            if old is not None:
+                self._count -= len(old[2])
+            while self._kept and self._count + len(kept[2]) > _MAX_NAMES:
+                self._count -= len(self._kept.pop(next(iter(self._kept)))[2])
+            self._kept[key] = kept
+            self._count += len(kept[2])

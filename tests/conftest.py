@@ -353,12 +353,19 @@ async def unprivileged_executor(
 # Python's audit hooks see every open() and os.open() in the process, so counting them is
 # counting real opens; a hook cannot be removed, so it only records while a test asks.
 _OPEN_WATCHERS: list[tuple[str, list[str]]] = []
+_LIST_WATCHERS: list[tuple[str, list[str]]] = []
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event == "open" and _OPEN_WATCHERS and isinstance(args[0], (str, bytes, Path)):
+    if event == "open":
+        watchers = _OPEN_WATCHERS
+    elif event == "os.listdir":
+        watchers = _LIST_WATCHERS
+    else:
+        return
+    if watchers and isinstance(args[0], (str, bytes, Path)):
         name = os.fsdecode(args[0])
-        for prefix, seen in _OPEN_WATCHERS:
+        for prefix, seen in watchers:
             if name.startswith(prefix):
                 seen.append(name)
 
@@ -373,3 +380,12 @@ def opened(tmp_path: Path) -> Iterator[list[str]]:
     _OPEN_WATCHERS.append(watch)
     yield watch[1]
     _OPEN_WATCHERS.remove(watch)
+
+
+@pytest.fixture
+def listed(tmp_path: Path) -> Iterator[list[str]]:
+    """Record the path of every directory listed under ``tmp_path`` during the test."""
+    watch: tuple[str, list[str]] = (str(tmp_path), [])
+    _LIST_WATCHERS.append(watch)
+    yield watch[1]
+    _LIST_WATCHERS.remove(watch)
