@@ -4,6 +4,7 @@ what Linux can show of them (a file system that folds case, the rules as functio
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -34,6 +35,7 @@ from aiohttp_conditional._preconditions import (
     make_validators,
 )
 from tests.platforms import PLATFORMS, short_name
+from tests.test_static import SECRET, TRAVERSALS
 
 _REPOSITORY = Path(__file__).resolve().parent.parent
 # Bytes a text-mode read would change: CRLF, and ^Z, which ends a text file.
@@ -53,7 +55,8 @@ def _tree(root: Path) -> None:
     site = root / "site"
     (site / "sub").mkdir(parents=True)
     (root / "outside").mkdir()
-    (root / "outside" / "secret.txt").write_text("outside the root\n")
+    (root / "outside" / "secret.txt").write_bytes(SECRET)
+    (root / "secret.txt").write_bytes(SECRET)
     (site / "index.html").write_text("<h1>home</h1>\n")
     (site / "sub" / "page.txt").write_text("a page\n")
     (site / ".env").write_text("PASSWORD=hunter2\n")
@@ -169,6 +172,31 @@ async def test_a_listing_shows_every_name(server: Server) -> None:
         text = await resp.text()
     assert "page.txt" in text
     assert "lone-" in text
+
+
+async def _raw_get(url: str, target: str) -> tuple[int, bytes]:
+    """Send a request line exactly as written; return status and body."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+async def test_nothing_outside_the_root_is_ever_served(
+    server: Server, path: str
+) -> None:
+    """The static route's traversal table, on each simulated platform."""
+    for route in ("/static", "/followed"):
+        status, body = await _raw_get(server.url, f"{route}/{path}")
+        assert status in (400, 403, 404)
+        assert SECRET not in body
 
 
 @pytest.mark.parametrize(
