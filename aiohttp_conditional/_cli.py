@@ -31,6 +31,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._fields import FIELD_VALUE, parse_field
+from ._platform import LINUX
 from ._static import add_static
 
 __all__ = ("main", "make_app", "prog_name")
@@ -276,8 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         name.lower().startswith("access-control-") for name, _ in args.header
     ):
         parser.error("--cors sets the Access-Control-* fields: give -H or --cors")
-    if args.workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
-        parser.error("--workers: this system cannot share a port (no SO_REUSEPORT)")
+    if args.workers > 1 and (not LINUX or not hasattr(socket, "SO_REUSEPORT")):
+        # Elsewhere SO_REUSEPORT lets sockets share a port but not its connections:
+        # one process would take them all (macOS, the BSDs), or there is none.
+        parser.error(
+            "--workers: only Linux spreads a port's connections over processes"
+        )
     if args.tls_key is not None and args.tls_cert is None:
         parser.error("--tls-key: give the certificate too, with --tls-cert")
     tls = None

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from stat import S_ISREG
 from typing import Final, NamedTuple
 
+from ._platform import CTIME_IS_CHANGE
+
 # The content-codings we know variants of, and the suffix of each variant's file.
 SUFFIXES: Final = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
 # Which to prefer when the client likes several equally.
@@ -97,7 +99,10 @@ def select_variant(
     original's stat, None when there is none): by mtime, so that a stale ``.gz``
     beside a rebuilt file never wins, even once a chmod or a copy moved its ctime;
     and by the later of mtime and ctime, as validators count change, so that it
-    never wins beside a file rolled back with ``cp -p`` either.
+    never wins beside a file rolled back with ``cp -p`` either.  Where there is no
+    change time (Windows), a variant must have its file's very mtime, as the tools
+    that make variants give it: a file rolled back in place to an older mtime
+    otherwise keeps the newer variant in use.
     Variants the client does not accept are still looked for, once one is not found,
     so that every response for a file with variants carries ``Vary``.  ``probe``
     returns the lstat of a path beside ``original``, or None for nothing there.
@@ -118,13 +123,22 @@ def select_variant(
         if st is None or not S_ISREG(st.st_mode):
             continue
         has_variants = True
-        if accepted and st.st_mtime_ns >= mtime_ns and _changed_ns(st) >= changed_ns:
+        if accepted and _current(st, original, mtime_ns, changed_ns):
             return Variant(variant, st, coding, True)
     return Variant(path, None, None, has_variants)
 
 
 def _changed_ns(st: os.stat_result) -> int:
     return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _current(
+    st: os.stat_result, original: os.stat_result | None, mtime_ns: int, changed_ns: int
+) -> bool:
+    """Tell whether a variant (``st``) is as new as its file (see select_variant)."""
+    if CTIME_IS_CHANGE:
+        return st.st_mtime_ns >= mtime_ns and _changed_ns(st) >= changed_ns
+    return original is None or st.st_mtime_ns == mtime_ns
 
 
 def variant_tag(tag: str | None, encoding: str | None) -> str | None:

@@ -250,9 +250,15 @@ def _decide(
     variant: Variant,
     above_changed_ns: int,
 ) -> Outcome:
+    if CTIME_IS_CHANGE:
+        changed_ns, file_id = max(st.st_ctime_ns, above_changed_ns), None
+    else:
+        # ctime is the creation time (Windows), which neither an in-place write nor
+        # a rename moves: a version is its modification time, size and file number.
+        changed_ns, file_id = st.st_mtime_ns, st.st_ino
     validators = make_validators(
         st.st_mtime_ns,
-        max(st.st_ctime_ns, above_changed_ns),
+        changed_ns,
         st.st_size,
         asked.started.fs_ns,
         etag=options.etag,
@@ -261,8 +267,7 @@ def _decide(
         # it before it was removed: a date does not tell which of them a client holds
         # (RFC 9110 §8.8.2.2), an entity-tag does.
         date_is_strong=not options.precompressed,
-        # Where ctime is the creation time, which an in-place write leaves alone.
-        file_id=None if CTIME_IS_CHANGE else st.st_ino,
+        file_id=file_id,
     )
     function = options.etag_function
     if validators.etag is not None and (

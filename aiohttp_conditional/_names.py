@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 import unicodedata
 from typing import Final
 
@@ -24,7 +25,7 @@ from ._kernel import FileSystem, WouldBlock
 from ._platform import FOLDS_CASE
 from ._preconditions import stable_from_ns
 
-__all__ = ("DirectoryNames", "folds_case", "refused_on_windows")
+__all__ = ("CaseFolding", "DirectoryNames", "refused_on_windows")
 
 # Device names Windows opens in every directory, with any extension; the digits
 # include the superscripts Windows also takes.
@@ -38,15 +39,37 @@ _DEVICES: Final = frozenset(
 )
 # Characters no Windows file name holds; ":" also names a drive or a stream.
 _NOT_IN_NAMES: Final = re.compile(r'[\x00-\x1f<>:"|?*\\/]')
-# The shape of a generated 8.3 short name: up to six characters, "~" and a number,
-# and an extension of up to three.
-_SHORT_NAME: Final = re.compile(r"[^.~]{0,6}~[0-9]{1,6}(?:\.[^.]{0,3})?\Z")
+# The shape of a generated 8.3 short name: up to eight characters ending in "~" and
+# a number, and an extension of up to three.
+_SHORT_NAME: Final = re.compile(r"[^.]{0,7}~[0-9]{1,6}(?:\.[^.]{0,3})?\Z")
 
-# File system types (of /proc/self/mountinfo) that fold case.  fuseblk is what the
-# FUSE drivers of exFAT and NTFS mount as.
+# File system types (of /proc/self/mountinfo) that fold case, or may: fuseblk is
+# what the FUSE drivers of exFAT and NTFS mount as; 9p and drvfs are how WSL mounts
+# Windows drives, virtiofs and vboxsf how virtual machines mount their host's
+# folders (a Mac's or a Windows host's, which fold case).
 _FOLDING_TYPES: Final = frozenset(
-    {"cifs", "exfat", "fuseblk", "msdos", "ntfs", "smb3", "vfat"}
+    {
+        "9p",
+        "cifs",
+        "drvfs",
+        "exfat",
+        "fuse.vmhgfs-fuse",
+        "fuseblk",
+        "hfs",
+        "hfsplus",
+        "iso9660",
+        "msdos",
+        "ntfs",
+        "ntfs3",
+        "smb3",
+        "vboxsf",
+        "vfat",
+        "virtiofs",
+    }
 )
+# How long an answer about a device other than the root's is trusted: a device
+# number is reused once its file system is unmounted.
+_RECHECK_NS: Final = 1_000_000_000
 # The most names kept for the exact-name check, of all directories together (a few
 # megabytes): a directory with more is read again for each request.
 _MAX_NAMES: Final = 50_000
@@ -64,17 +87,41 @@ def refused_on_windows(name: str) -> bool:
     return stem in _DEVICES or _SHORT_NAME.match(name) is not None
 
 
-def folds_case(directory: str) -> bool:
-    """Tell whether the file system under ``directory`` may fold the case of names.
+class CaseFolding:
+    """Which devices under a route hold a file system that may fold case.
 
-    Always on Windows and macOS; on Linux for the types of file system that do
-    (by ``/proc/self/mountinfo``).  Directories made case-insensitive one by one
-    (``chattr +F`` on ext4, f2fs or tmpfs) are not told apart.
+    Every one on Windows and macOS; on Linux those whose type of file system does
+    or may (by ``/proc/self/mountinfo``), the root's decided once and any other
+    device's (a file system mounted below the root) read again after a second.
+    Directories made case-insensitive one by one (``chattr +F`` on ext4, f2fs or
+    tmpfs) are not told apart.
     """
+
+    def __init__(self, root_device: int) -> None:
+        self._root_device = root_device
+        self._root = _device_folds(root_device)
+        self._lock = threading.Lock()
+        self._others: dict[int, tuple[bool, int]] = {}
+
+    def folds(self, device: int) -> bool:
+        """Tell whether names on ``device`` (an ``st_dev``) may fold case."""
+        if device == self._root_device:
+            return self._root
+        now = time.monotonic_ns()
+        found = self._others.get(device)
+        if found is None or now - found[1] > _RECHECK_NS:
+            found = (_device_folds(device), now)
+            with self._lock:
+                if len(self._others) > 64:
+                    self._others.clear()
+                self._others[device] = found
+        return found[0]
+
+
+def _device_folds(device: int) -> bool:
     if FOLDS_CASE:
         return True
     try:
-        device = os.stat(directory).st_dev
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as table:
             lines = table.read().splitlines()
     except OSError:
@@ -94,8 +141,10 @@ class DirectoryNames:
 
     A directory's names are kept by its identity and its change time, and only
     once it is stable (see `stable_from_ns`): an entry made or renamed since moves
-    its mtime and ctime.  Names are compared in Unicode's NFC form: macOS takes a
-    name in either form for the same file, and a browser sends NFC.
+    its mtime and ctime.  A name is spelled so if it is one of the entries, or in
+    Unicode's NFC form (as browsers send names) the NFC form of one: macOS takes a
+    name in either form for the same file.  A name that normalizes to another
+    (the Kelvin sign to K) is neither.
     """
 
     def __init__(self) -> None:
@@ -114,14 +163,17 @@ class DirectoryNames:
         else:
             if not fs.may_block:
                 raise WouldBlock(directory)  # a directory's entries may not be cached
-            names = frozenset(
-                unicodedata.normalize("NFC", entry) for entry in os.listdir(directory)
+            entries = os.listdir(directory)
+            # An NFC form is normalized: a name that is not, such as the Kelvin
+            # sign's, is in here only as an entry itself.
+            names = frozenset(entries).union(
+                unicodedata.normalize("NFC", entry) for entry in entries
             )
             if len(names) <= _MAX_NAMES and fs_now_ns() >= stable_from_ns(
                 st.st_mtime_ns, st.st_ctime_ns
             ):
                 self._keep(key, (st.st_mtime_ns, st.st_ctime_ns, names))
-        return unicodedata.normalize("NFC", name) in names
+        return name in names
 
     def _keep(
         self, key: tuple[int, int], kept: tuple[int, int, frozenset[str]]

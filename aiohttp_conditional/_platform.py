@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import threading
 from typing import Final
 
 __all__ = (
     "CTIME_IS_CHANGE",
     "FOLDS_CASE",
+    "LINUX",
     "NOFOLLOW",
     "NONBLOCK",
     "OPEN_FLAGS",
@@ -32,6 +32,8 @@ __all__ = (
 
 #: Whether the platform's rules for file names are Windows's (see `_names`).
 WINDOWS: Final = sys.platform == "win32"
+#: Whether sockets sharing a port with SO_REUSEPORT share its connections too.
+LINUX: Final = sys.platform.startswith("linux")
 #: Whether ``st_ctime`` moves whenever content or metadata does.  On Windows it is
 #: the time the file was made, which an in-place write leaves alone.
 CTIME_IS_CHANGE: Final = not WINDOWS
@@ -61,8 +63,12 @@ if WINDOWS:
         return stat.S_ISLNK(st.st_mode) or getattr(st, "st_reparse_tag", 0) == _JUNCTION
 
     def entry_is_link(entry: os.DirEntry[str]) -> bool:
-        """Tell whether a directory's entry is a symlink or a directory junction."""
-        return entry.is_symlink() or bool(getattr(entry, "is_junction", bool)())
+        """Tell whether a directory's entry is a symlink or a directory junction.
+
+        By its lstat, which Windows gives with the entry (``is_junction`` is only
+        there from Python 3.12).
+        """
+        return entry.is_symlink() or is_link(entry.stat(follow_symlinks=False))
 
 else:
 
@@ -78,21 +84,20 @@ else:
 if hasattr(os, "pread"):
     pread = os.pread
 else:
-    _POSITION: Final = threading.Lock()
 
     def pread(fd: int, size: int, offset: int) -> bytes:
         """Read up to ``size`` bytes at ``offset``, leaving the file's position alone.
 
-        Where there is no ``os.pread`` (Windows), by seeking: one read at a time, and
-        the position put back for whoever reads the file next.
+        Where there is no ``os.pread`` (Windows), by seeking, the position put back
+        for whoever reads the file next.  A descriptor is read by one request, one
+        read at a time, so no other read moves the position meanwhile.
         """
-        with _POSITION:
-            position = os.lseek(fd, 0, os.SEEK_CUR)
-            try:
-                os.lseek(fd, offset, os.SEEK_SET)
-                return os.read(fd, size)
-            finally:
-                os.lseek(fd, position, os.SEEK_SET)
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+        try:
+            os.lseek(fd, offset, os.SEEK_SET)
+            return os.read(fd, size)
+        finally:
+            os.lseek(fd, position, os.SEEK_SET)
 
 
 def _access_sees_links() -> bool:

@@ -24,7 +24,7 @@ from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
 from ._listing import listing, quote_path
 from ._lookup import Asked, Options, Outcome, look_up
-from ._names import DirectoryNames, folds_case, refused_on_windows
+from ._names import CaseFolding, DirectoryNames, refused_on_windows
 from ._platform import WINDOWS, is_link
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
@@ -211,7 +211,7 @@ class ConditionalStaticResource(web.StaticResource):
         self._root = os.fspath(self._directory)
         # With the platform's separator, as realpath gives paths.
         self._root_prefix = os.path.join(self._root, "")
-        self._folds_case = folds_case(self._root)
+        self._folding = CaseFolding(os.stat(self._root).st_dev)
         self._names = DirectoryNames()
         self._index = index
         self._leaves_root = follow_symlinks
@@ -416,7 +416,7 @@ class ConditionalStaticResource(web.StaticResource):
         above_changed_ns = max(parent.above_changed_ns, parent.stat.st_ctime_ns)
         target = _Target(f"{parent.path}/{name}", parent.stat, above_changed_ns)
         options = self._options
-        if self._folds_case:
+        if self._folding.folds(parent.stat.st_dev):
             # Only the variants the directory spells so: APP.JS is not app.js.gz's.
             options = options._replace(
                 precompressed=tuple(
@@ -591,15 +591,23 @@ class ConditionalStaticResource(web.StaticResource):
             directory, directory_st = path, st
             path = f"{path}/{name}"
             st = fs.lstat(path)
-            if self._folds_case and not self._names.spells(
+            if self._folding.folds(directory_st.st_dev) and not self._names.spells(
                 directory, directory_st, name, fs
             ):
                 return None  # a name in another case, or another spelling of it
             if is_link(st):
                 rest = names[position + 1 :]
-                if self._folds_case and not self._spelled_below(path, rest, fs):
+                target = self._follow(
+                    os.path.join(path, *rest), st, fs, above_changed_ns
+                )
+                if (
+                    target is not None
+                    and rest
+                    and self._folding.folds(target.stat.st_dev)
+                    and not self._spelled_below(path, rest, fs)
+                ):
                     return None
-                return self._follow(os.path.join(path, *rest), st, fs, above_changed_ns)
+                return target
             if position < last:
                 if not S_ISDIR(st.st_mode):
                     return None  # a file used as a directory
@@ -634,8 +642,6 @@ class ConditionalStaticResource(web.StaticResource):
 
     def _spelled_below(self, link: str, names: list[str], fs: FileSystem) -> bool:
         """Tell whether each of ``names``, below the symlink ``link``, is spelled so."""
-        if not names:
-            return True
         if not fs.may_block:
             raise WouldBlock(link)  # realpath reads links and stats each step
         directory = os.path.realpath(link)
@@ -653,7 +659,11 @@ class ConditionalStaticResource(web.StaticResource):
         if self._hide_dotfiles:
             # What the link leads into, below what it shares with the root: a link
             # with a plain name to a hidden file or directory hides nothing.
-            below = os.path.relpath(real, os.path.commonpath((real, self._root)))
+            try:
+                below = os.path.relpath(real, os.path.commonpath((real, self._root)))
+            except ValueError:
+                # Nothing in common (another drive, or a UNC path): all of it.
+                below = os.path.splitdrive(real)[1]
             below = below.replace(os.sep, "/")
             return not _names_a_dotfile(below if inside else f"_/{below}")
         return True

@@ -281,6 +281,11 @@ def _windows(root: str) -> None:
         def is_junction(self) -> bool:
             return self._entry.is_symlink() and self._entry.is_dir()
 
+        def stat(self, *, follow_symlinks: bool = True) -> Any:
+            if follow_symlinks:
+                return stat_(self._entry.path)
+            return lstat_(self._entry.path)
+
         def __getattr__(self, name: str) -> Any:
             return getattr(self._entry, name)
 

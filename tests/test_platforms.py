@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import os
 import re
 import select
@@ -68,11 +69,14 @@ def _tree(root: Path) -> None:
     (site / _NFD).write_text("accented\n")
     (site / "roll.txt").write_text("version 1\n")
     (site / "jn").symlink_to(root / "outside")  # a junction, on simulated Windows
+    (site / "sub" / "out").symlink_to(root / "outside")
+    (site / "Kit.txt").write_text("a kit\n")
+    (site / "older.txt").write_text("first\n")
+    (site / "rolled.js").write_text("version 1;" * 20)
     (site / "inlink").symlink_to(site / "sub")
     (site / "sub" / _LONE).write_text("lone\n")
+    # gzip -k gives the variant its file's mtime, as every such tool does.
     subprocess.run(["gzip", "-k", str(site / "app.js")], check=True)
-    later = time.time_ns() + 1_000_000_000
-    os.utime(site / "app.js.gz", ns=(later, later))
 
 
 @pytest.fixture(scope="module", params=PLATFORMS)
@@ -172,6 +176,9 @@ async def test_a_listing_shows_every_name(server: Server) -> None:
         text = await resp.text()
     assert "page.txt" in text
     assert "lone-" in text
+    # A junction out of the root is listed without what it leads to (its time).
+    row = next(line for line in text.splitlines() if 'href="/static/sub/out"' in line)
+    assert "<time" not in row
 
 
 async def _raw_get(url: str, target: str) -> tuple[int, bytes]:
@@ -322,6 +329,83 @@ def test_the_command_line(server: Server) -> None:
     assert process.returncode == 0, errors
 
 
+async def test_an_mtime_older_than_the_creation_time_still_counts(
+    server: Server,
+) -> None:
+    """Copies keep a file's mtime and make it anew: mtime is before its ctime."""
+    older = server.root / "site" / "older.txt"
+    january = 1_704_067_200_000_000_000  # 2024-01-01
+    os.utime(older, ns=(january, january))
+    time.sleep(2.1)  # where utime moves ctime, until the file is stable again
+    async with aiohttp.ClientSession(server.url) as session:
+        async with session.get("/static/older.txt") as resp:
+            etag = resp.headers["ETag"]
+            held = resp.headers["Last-Modified"]
+        with older.open("r+") as file:
+            file.write("again\n")  # the same size, in place
+        june = january + 152 * 86400 * 1_000_000_000
+        os.utime(older, ns=(june, june))
+        for headers in ({"If-None-Match": etag}, {"If-Modified-Since": held}):
+            async with session.get("/static/older.txt", headers=headers) as resp:
+                assert resp.status == 200, headers
+                assert await resp.text() == "again\n"
+
+
+async def test_a_newer_variant_is_not_sent_after_a_rollback_in_place(
+    server: Server,
+) -> None:
+    site = server.root / "site"
+    rolled = site / "rolled.js"
+    january = 1_704_067_200_000_000_000
+    os.utime(rolled, ns=(january, january))
+    rolled.with_suffix(".js.gz").write_bytes(gzip.compress(b"version 2;" * 20))
+    os.utime(rolled.with_suffix(".js.gz"), ns=(january, january))
+    time.sleep(2.1)
+    gzipped = {"Accept-Encoding": "gzip"}
+    async with aiohttp.ClientSession(server.url) as session:
+        async with session.get("/static/rolled.js", headers=gzipped) as resp:
+            assert resp.headers.get("Content-Encoding") == "gzip"
+        # Rolled back in place, to an older mtime; the variant is release 2's.
+        with rolled.open("r+") as file:
+            file.write("version 0;" * 20)
+        december = january - 31 * 86400 * 1_000_000_000
+        os.utime(rolled, ns=(december, december))
+        time.sleep(2.1)
+        async with session.get("/static/rolled.js", headers=gzipped) as resp:
+            assert "Content-Encoding" not in resp.headers
+            assert await resp.text() == "version 0;" * 20
+
+
+async def test_a_name_that_normalizes_to_another_is_not_found(server: Server) -> None:
+    """U+212A KELVIN SIGN is K in NFC: a rule about names would see neither."""
+    async with aiohttp.ClientSession(server.url) as session:
+        async with session.get("/static/Kit.txt") as resp:
+            assert resp.status == 200
+        async with session.get("/static/%E2%84%AAit.txt") as resp:
+            assert resp.status == 404
+
+
+def test_workers_are_for_linux(server: Server) -> None:
+    if server.platform == "musl":
+        pytest.skip("Linux: --workers is tested in test_main")
+    command = [
+        sys.executable,
+        "-m",
+        "tests.platforms",
+        server.platform,
+        str(server.root),
+    ]
+    result = subprocess.run(
+        [*command, str(server.root / "site"), "--workers", "2", "-p", "0"],
+        cwd=_REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "only Linux spreads" in result.stderr
+
+
 # --- a file system that folds case, for real: exFAT through FUSE -----------------------
 
 
@@ -389,6 +473,27 @@ async def test_a_case_folding_file_system(
     assert sorted(listed) == [str(exfat), str(exfat / "Dir")]
 
 
+async def test_a_case_folding_file_system_mounted_below_the_root(
+    aiohttp_client: AiohttpClient, tmp_path: Path, exfat: Path
+) -> None:
+    """The root on ext4, a folder of it on exFAT: its names are checked too."""
+    (exfat / "Secret.TXT").write_text("spelled so\n")
+    (tmp_path / "top.txt").write_text("top\n")
+    (tmp_path / "link").symlink_to(exfat)
+    app = web.Application()
+    add_static(app, "/s", tmp_path, follow_symlinks=True)
+    client = await aiohttp_client(app)
+    for path, status in (
+        ("/s/top.txt", 200),
+        ("/s/exfat/Secret.TXT", 200),
+        ("/s/exfat/SECRET.txt", 404),
+        ("/s/link/Secret.TXT", 200),
+        ("/s/link/secret.TXT", 404),
+    ):
+        async with client.get(path) as resp:
+            assert resp.status == status, path
+
+
 # --- the rules, as plain functions -----------------------------------------------------
 
 
@@ -415,6 +520,8 @@ async def test_a_case_folding_file_system(
         ("ENV~1", True),
         ("GITIGN~1", True),
         ("PROGRA~2.TXT", True),
+        ("A~BLON~1.TXT", True),
+        ("AB~CDE~1", True),
         ("a<b", True),
         ("what?", True),
         ("star*", True),
