@@ -276,10 +276,12 @@ def _windows(root: str) -> None:
             self.path = entry.path
 
         def is_symlink(self) -> bool:
-            return self._entry.is_symlink() and not self.is_junction()
+            return self._entry.is_symlink() and not self._entry.is_dir()
 
-        def is_junction(self) -> bool:
-            return self._entry.is_symlink() and self._entry.is_dir()
+        if sys.version_info >= (3, 12):  # as in CPython: not before
+
+            def is_junction(self) -> bool:
+                return self._entry.is_symlink() and self._entry.is_dir()
 
         def stat(self, *, follow_symlinks: bool = True) -> Any:
             if follow_symlinks:
