@@ -207,6 +207,19 @@ def serve_in_thread(app: web.Application) -> Iterator[int]:
         loop.close()
 
 
+async def raw_request(port: int, target: str) -> tuple[int, bytes]:
+    """Send a GET whose request line is exactly as written; return status and body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
 def age(*paths: Path) -> None:
     """Sleep until every path has stayed unchanged long enough to get validators.
 

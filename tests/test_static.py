@@ -29,7 +29,14 @@ from yarl import URL
 
 from aiohttp_conditional import ConditionalStaticResource, add_static, static
 
-from .conftest import Client, CountingExecutor, age, open_descriptors, serve_in_thread
+from .conftest import (
+    Client,
+    CountingExecutor,
+    age,
+    open_descriptors,
+    raw_request,
+    serve_in_thread,
+)
 
 SECRET = b"TOP SECRET, outside the root\n"
 TIMEOUT = aiohttp.ClientTimeout(total=20)
@@ -100,15 +107,7 @@ def mount(request: pytest.FixtureRequest, aiohttp_client: AiohttpClient) -> Moun
 async def raw_get(client: Client, target: str) -> tuple[int, bytes]:
     """Send a request line exactly as written; return status and body."""
     assert client.port is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    writer.write(
-        f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    )
-    data = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
+    return await raw_request(client.port, target)
 
 
 # --- what upstream's StaticResource offers --------------------------------------------
