@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from stat import S_ISREG
 from typing import Final, NamedTuple
 
-from ._platform import CTIME_IS_CHANGE
+from ._devices import keeps_change_time
 
 # The content-codings we know variants of, and the suffix of each variant's file.
 SUFFIXES: Final = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
@@ -100,9 +100,9 @@ def select_variant(
     beside a rebuilt file never wins, even once a chmod or a copy moved its ctime;
     and by the later of mtime and ctime, as validators count change, so that it
     never wins beside a file rolled back with ``cp -p`` either.  Where there is no
-    change time (Windows), a variant must have its file's very mtime, as the tools
-    that make variants give it: a file rolled back in place to an older mtime
-    otherwise keeps the newer variant in use.
+    change time (Windows, FAT, exFAT), a variant must have its file's very mtime, as
+    the tools that make variants give it: a file rolled back in place to an older
+    mtime otherwise keeps the newer variant in use.
     Variants the client does not accept are still looked for, once one is not found,
     so that every response for a file with variants carries ``Vary``.  ``probe``
     returns the lstat of a path beside ``original``, or None for nothing there.
@@ -136,9 +136,11 @@ def _current(
     st: os.stat_result, original: os.stat_result | None, mtime_ns: int, changed_ns: int
 ) -> bool:
     """Tell whether a variant (``st``) is as new as its file (see select_variant)."""
-    if CTIME_IS_CHANGE:
+    if original is None:
+        return True
+    if keeps_change_time(original.st_dev):
         return st.st_mtime_ns >= mtime_ns and _changed_ns(st) >= changed_ns
-    return original is None or st.st_mtime_ns == mtime_ns
+    return st.st_mtime_ns == mtime_ns
 
 
 def variant_tag(tag: str | None, encoding: str | None) -> str | None:

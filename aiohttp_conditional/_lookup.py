@@ -17,6 +17,7 @@ from stat import S_ISREG
 from typing import Final, NamedTuple
 
 from ._clock import Moment
+from ._devices import keeps_change_time
 from ._digest import repr_digest
 from ._encoding import DEFAULT_ORDER, SUFFIXES, Variant, select_variant, variant_tag
 from ._etags import (
@@ -28,7 +29,7 @@ from ._etags import (
     known_hash,
 )
 from ._kernel import FileSystem, WouldBlock
-from ._platform import CTIME_IS_CHANGE, NOFOLLOW, NONBLOCK
+from ._platform import NOFOLLOW, NONBLOCK
 from ._preconditions import (
     Conditions,
     Decision,
@@ -153,7 +154,7 @@ def look_up(
     symlink, or the answer is 404: nothing swapped in meanwhile is sent.
     ``above_changed_ns`` is the latest ctime of the directories and the symlink the
     caller passed through to the file: a rename of one of them is a change of the
-    file too.
+    file too (where ctime is a change time; elsewhere the file's number tells).
     """
     if "\x00" in path:
         return NOT_FOUND
@@ -250,11 +251,12 @@ def _decide(
     variant: Variant,
     above_changed_ns: int,
 ) -> Outcome:
-    if CTIME_IS_CHANGE:
+    if keeps_change_time(st.st_dev):
         changed_ns, file_id = max(st.st_ctime_ns, above_changed_ns), None
     else:
-        # ctime is the creation time (Windows), which neither an in-place write nor
-        # a rename moves: a version is its modification time, size and file number.
+        # No change time: ctime is the creation time (Windows), which neither an
+        # in-place write nor a rename moves, or the mtime (FAT, exFAT).  A version is
+        # its modification time, size and file number; a rename above is not seen.
         changed_ns, file_id = st.st_mtime_ns, st.st_ino
     validators = make_validators(
         st.st_mtime_ns,

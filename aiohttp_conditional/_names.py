@@ -12,20 +12,17 @@ directory spells it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
-import time
 import unicodedata
 from typing import Final
 
 from ._clock import fs_now_ns
 from ._kernel import FileSystem, WouldBlock
-from ._platform import FOLDS_CASE
 from ._preconditions import stable_from_ns
 
-__all__ = ("CaseFolding", "DirectoryNames", "refused_on_windows")
+__all__ = ("DirectoryNames", "refused_on_windows")
 
 # Device names Windows opens in every directory, with any extension; the digits
 # include the superscripts Windows also takes.
@@ -43,33 +40,6 @@ _NOT_IN_NAMES: Final = re.compile(r'[\x00-\x1f<>:"|?*\\/]')
 # a number, and an extension of up to three.
 _SHORT_NAME: Final = re.compile(r"[^.]{0,7}~[0-9]{1,6}(?:\.[^.]{0,3})?\Z")
 
-# File system types (of /proc/self/mountinfo) that fold case, or may: fuseblk is
-# what the FUSE drivers of exFAT and NTFS mount as; 9p and drvfs are how WSL mounts
-# Windows drives, virtiofs and vboxsf how virtual machines mount their host's
-# folders (a Mac's or a Windows host's, which fold case).
-_FOLDING_TYPES: Final = frozenset(
-    {
-        "9p",
-        "cifs",
-        "drvfs",
-        "exfat",
-        "fuse.vmhgfs-fuse",
-        "fuseblk",
-        "hfs",
-        "hfsplus",
-        "iso9660",
-        "msdos",
-        "ntfs",
-        "ntfs3",
-        "smb3",
-        "vboxsf",
-        "vfat",
-        "virtiofs",
-    }
-)
-# How long an answer about a device other than the root's is trusted: a device
-# number is reused once its file system is unmounted.
-_RECHECK_NS: Final = 1_000_000_000
 # The most names kept for the exact-name check, of all directories together (a few
 # megabytes): a directory with more is read again for each request.
 _MAX_NAMES: Final = 50_000
@@ -87,64 +57,15 @@ def refused_on_windows(name: str) -> bool:
     return stem in _DEVICES or _SHORT_NAME.match(name) is not None
 
 
-class CaseFolding:
-    """Which devices under a route hold a file system that may fold case.
-
-    Every one on Windows and macOS; on Linux those whose type of file system does
-    or may (by ``/proc/self/mountinfo``), the root's decided once and any other
-    device's (a file system mounted below the root) read again after a second.
-    Directories made case-insensitive one by one (``chattr +F`` on ext4, f2fs or
-    tmpfs) are not told apart.
-    """
-
-    def __init__(self, root_device: int) -> None:
-        self._root_device = root_device
-        self._root = _device_folds(root_device)
-        self._lock = threading.Lock()
-        self._others: dict[int, tuple[bool, int]] = {}
-
-    def folds(self, device: int) -> bool:
-        """Tell whether names on ``device`` (an ``st_dev``) may fold case."""
-        if device == self._root_device:
-            return self._root
-        now = time.monotonic_ns()
-        found = self._others.get(device)
-        if found is None or now - found[1] > _RECHECK_NS:
-            found = (_device_folds(device), now)
-            with self._lock:
-                if len(self._others) > 64:
-                    self._others.clear()
-                self._others[device] = found
-        return found[0]
-
-
-def _device_folds(device: int) -> bool:
-    if FOLDS_CASE:
-        return True
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as table:
-            lines = table.read().splitlines()
-    except OSError:
-        return False
-    wanted = f"{os.major(device)}:{os.minor(device)}"
-    for line in lines:
-        # ID parent major:minor root mountpoint options [tags] - type ...
-        fields = line.split()
-        with contextlib.suppress(ValueError, IndexError):
-            if fields[2] == wanted:
-                return fields[fields.index("-") + 1] in _FOLDING_TYPES
-    return False
-
-
 class DirectoryNames:
     """The names each directory spells its entries with, for the exact-name check.
 
-    A directory's names are kept by its identity and its change time, and only
-    once it is stable (see `stable_from_ns`): an entry made or renamed since moves
-    its mtime and ctime.  A name is spelled so if it is one of the entries, or in
-    Unicode's NFC form (as browsers send names) the NFC form of one: macOS takes a
-    name in either form for the same file.  A name that normalizes to another
-    (the Kelvin sign to K) is neither.
+    A directory's names are kept by its identity, mtime and ctime, and only once it
+    is stable (see `stable_from_ns`): an entry made, removed or renamed since moves
+    its mtime (and, but on Windows, its ctime).  A name is spelled so if it is one
+    of the entries, or in Unicode's NFC form (as browsers send names) the NFC form
+    of one: macOS takes a name in either form for the same file.  A name that
+    normalizes to another (the Kelvin sign to K) is neither.
     """
 
     def __init__(self) -> None:

@@ -151,12 +151,13 @@ def make_validators(
     the one aiohttp's FileResponse sends.  ``date_is_strong`` is False where a
     variant may share the file's dates.
 
-    ``file_id`` is given where there is no change time, only a creation time
-    (Windows; ``ctime_ns`` is then the mtime): a replacement that keeps the old
-    modification time and size is told apart only by being another file, so its
-    number goes into the entity-tag; dates must match exactly (see `Validators`), so
-    that a file moved back to an older modification time is not taken as unchanged
-    since a later one; and a date is never strong, as it names a second, not a size.
+    ``file_id`` is given where there is no change time (Windows, FAT, exFAT;
+    ``ctime_ns`` is then the mtime): a replacement that keeps the old modification
+    time and size is told apart only by being another file, so its number goes into
+    the entity-tag.  A date cannot tell a file from another made in the same second,
+    so there is no Last-Modified beside an entity-tag; any date must match it
+    exactly (see `Validators`), so that a file moved back to an older modification
+    time is not taken as unchanged since a later one; and no date is strong.
     """
     changed_ns = max(mtime_ns, ctime_ns)
     latest_ns = latest_change_ns(mtime_ns, ctime_ns)
@@ -170,7 +171,9 @@ def make_validators(
         # The first whole second not before the latest the change can have been:
         # later than the change, as a date must be to say "unchanged since" (see
         # _unmodified_since), and, a second having passed since, never later than Date.
-        last_modified=-(-latest_ns // _NS_PER_S) if last_modified and stable else None,
+        last_modified=-(-latest_ns // _NS_PER_S)
+        if last_modified and stable and not (etag and file_id is not None)
+        else None,
         changed_by_ns=latest_ns if last_modified else None,
         date_is_strong=date_is_strong and file_id is None,
         dates_exact=file_id is not None,

@@ -17,6 +17,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._clock import moment
+from ._devices import folds_case
 from ._encoding import SUFFIXES
 from ._etags import content_hash, known_hash
 from ._fields import Fields, HeadersFunction, add_vary, check_fields
@@ -24,7 +25,7 @@ from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
 from ._listing import listing, quote_path
 from ._lookup import Asked, Options, Outcome, look_up
-from ._names import CaseFolding, DirectoryNames, refused_on_windows
+from ._names import DirectoryNames, refused_on_windows
 from ._platform import WINDOWS, is_link
 from ._preconditions import Conditions, FileResponseState
 from ._response import (
@@ -75,6 +76,8 @@ class _Target(NamedTuple):
     directory (``mv app app-v2 && mv app-v1 app``) or by switching a symlink back
     changes no file, but it moves the ctime of what was renamed or made: so the
     files now reached through it get validators no client holds, though they are old.
+    Where there is no change time (Windows, FAT), it is not used: those files are
+    told apart by their own numbers instead (see `_lookup`).
     """
 
     path: str
@@ -211,7 +214,6 @@ class ConditionalStaticResource(web.StaticResource):
         self._root = os.fspath(self._directory)
         # With the platform's separator, as realpath gives paths.
         self._root_prefix = os.path.join(self._root, "")
-        self._folding = CaseFolding(os.stat(self._root).st_dev)
         self._names = DirectoryNames()
         self._index = index
         self._leaves_root = follow_symlinks
@@ -416,17 +418,19 @@ class ConditionalStaticResource(web.StaticResource):
         above_changed_ns = max(parent.above_changed_ns, parent.stat.st_ctime_ns)
         target = _Target(f"{parent.path}/{name}", parent.stat, above_changed_ns)
         options = self._options
-        if self._folding.folds(parent.stat.st_dev):
+        if folds_case(parent.stat.st_dev):
             # Only the variants the directory spells so: APP.JS is not app.js.gz's.
-            options = options._replace(
-                precompressed=tuple(
+            try:
+                spelled = tuple(
                     coding
                     for coding in options.precompressed
                     if self._names.spells(
                         parent.path, parent.stat, name + SUFFIXES[coding], fs
                     )
                 )
-            )
+            except OSError:
+                return web.HTTPNotFound()  # not to be listed, or gone meanwhile
+            options = options._replace(precompressed=spelled)
         return self._answer_file(job, target, fs, variant_only=True, options=options)
 
     def _answer_directory(
@@ -571,7 +575,9 @@ class ConditionalStaticResource(web.StaticResource):
         A stat of the root and one lstat per path segment, no other: the last one is
         the file's own.  ``..`` never reaches past the root; a symlink is followed
         only to a place inside the root unless ``follow_symlinks`` is set (the
-        semantics of aiohttp's fix for CVE-2024-23334).
+        semantics of aiohttp's fix for CVE-2024-23334).  Where names fold case, each
+        must also be spelled as its directory spells it (a listing, kept while the
+        directory is unchanged); a symlink costs a realpath and its stats.
         """
         if filename.startswith("/") or "\x00" in filename or "\\" in filename:
             return None  # an absolute or UNC path, or no path at all
@@ -591,7 +597,7 @@ class ConditionalStaticResource(web.StaticResource):
             directory, directory_st = path, st
             path = f"{path}/{name}"
             st = fs.lstat(path)
-            if self._folding.folds(directory_st.st_dev) and not self._names.spells(
+            if folds_case(directory_st.st_dev) and not self._names.spells(
                 directory, directory_st, name, fs
             ):
                 return None  # a name in another case, or another spelling of it
@@ -603,7 +609,7 @@ class ConditionalStaticResource(web.StaticResource):
                 if (
                     target is not None
                     and rest
-                    and self._folding.folds(target.stat.st_dev)
+                    and folds_case(target.stat.st_dev)
                     and not self._spelled_below(path, rest, fs)
                 ):
                     return None
