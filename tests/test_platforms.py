@@ -269,6 +269,26 @@ async def test_a_rollback_in_place_gets_200_for_a_later_date(server: Server) -> 
         assert etag.endswith(f'-{inode:x}"')  # which file, where ctime cannot tell
 
 
+async def test_a_file_renamed_into_place_with_the_same_mtime(server: Server) -> None:
+    """As npm leaves every file with one fixed time: another file, the same dates."""
+    site = server.root / "site"
+    fixed = 499_162_500_000_000_000  # 1985-10-26, npm's
+    (site / "vendor.js").write_text("release 1;")
+    os.utime(site / "vendor.js", ns=(fixed, fixed))
+    time.sleep(2.1)
+    async with aiohttp.ClientSession(server.url) as session:
+        async with session.get("/static/vendor.js") as resp:
+            held, etag = _held_date(server, resp), resp.headers["ETag"]
+        (site / "vendor.new").write_text("release 2;")  # the same size
+        os.utime(site / "vendor.new", ns=(fixed, fixed))
+        os.replace(site / "vendor.new", site / "vendor.js")
+        time.sleep(2.1)
+        for headers in ({"If-None-Match": etag}, {"If-Modified-Since": held}):
+            async with session.get("/static/vendor.js", headers=headers) as resp:
+                assert resp.status == 200, headers
+                assert await resp.text() == "release 2;"
+
+
 def _held_date(server: Server, resp: aiohttp.ClientResponse) -> str:
     """Return the date a cache would revalidate with: Last-Modified, else Date.
 
