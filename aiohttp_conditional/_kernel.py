@@ -37,7 +37,6 @@ __all__ = (
     "WouldBlock",
 )
 
-
 # File systems whose attributes and cached names live in memory with the inode, so
 # that reading them never waits on a device or a server.  overlay counts: its layers
 # are local directories wherever containers use it (one whose lower layer is on NFS

@@ -3,7 +3,7 @@
 CPython's ``os`` differs by platform: Windows has no ``pread``, no ``O_NONBLOCK``
 and no ``O_CLOEXEC``, opens files in text mode unless told ``O_BINARY``, refuses
 ``os.access(..., follow_symlinks=False)``, calls a directory junction neither a
-link nor anything but a directory, and stamps ``st_ctime`` with the creation time.
+link nor anything but a directory, and gives the creation time as ``st_ctime``.
 A C library may lack a call the kernel has (musl before 1.2.5 without faccessat2
 answers ``EINVAL`` where a link must not be followed).  Each choice is made here,
 once, so that a request takes the fastest path the platform has.
