@@ -86,20 +86,23 @@ def server(
     name = request.param
     root = tmp_path_factory.mktemp(name)
     _tree(root)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.platforms", name, str(root)],
-        cwd=_REPOSITORY,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # The server's errors go to a file: a pipe nobody reads would fill and stop it.
+    log = tmp_path_factory.mktemp(f"{name}-log") / "stderr.txt"
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.platforms", name, str(root)],
+            cwd=_REPOSITORY,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 30)
     line = process.stdout.readline() if ready else ""
     if not line.strip().isdigit():
         process.kill()
-        _, errors = process.communicate()
-        pytest.fail(f"the simulated {name} server did not start: {line}{errors}")
+        process.communicate()
+        pytest.fail(f"the simulated {name} server did not start: {log.read_text()}")
     time.sleep(2.1)  # until every file is stable, and gets validators
     try:
         yield Server(name, f"http://127.0.0.1:{line.strip()}", root)
