@@ -591,15 +591,17 @@ class ConditionalStaticResource(web.StaticResource):
         if not names:
             return _Target(self._root, st)
         above_changed_ns = st.st_ctime_ns
+        # Asked once for the root's device; a directory on another is asked for its own.
+        root_device, root_folds = st.st_dev, folds_case(st.st_dev)
         path = self._root
         last = len(names) - 1
         for position, name in enumerate(names):
             directory, directory_st = path, st
             path = f"{path}/{name}"
             st = fs.lstat(path)
-            if folds_case(directory_st.st_dev) and not self._names.spells(
-                directory, directory_st, name, fs
-            ):
+            device = directory_st.st_dev
+            folds = root_folds if device == root_device else folds_case(device)
+            if folds and not self._names.spells(directory, directory_st, name, fs):
                 return None  # a name in another case, or another spelling of it
             if is_link(st):
                 rest = names[position + 1 :]
