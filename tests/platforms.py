@@ -11,10 +11,11 @@ reads it then):
   ``os.access(..., follow_symlinks=False)`` raises NotImplementedError;
   ``st_ctime`` is the creation time (the kernel's birth time, from statx); a
   symlink to a directory is a junction (an lstat says directory, with
-  ``st_reparse_tag``); and names are looked up as Win32 does below the served
-  root: case-insensitively, trailing dots and spaces dropped, ``::$DATA`` the file,
-  device names anywhere, 8.3 short names for long ones.  ``realpath`` gives the
-  names on disk, as Windows's does.  Not simulated: ``\\`` as the separator and
+  ``st_reparse_tag``; ``DirEntry.is_junction`` only from Python 3.12); and names
+  are looked up as Win32 does below the served root: case-insensitively, trailing
+  dots and spaces dropped, ``::$DATA`` the file, device names anywhere, 8.3 short
+  names for long ones (``~1`` only).  ``realpath`` gives the names on disk, as
+  Windows's does.  Not simulated: ``\\`` as the separator and
   drive letters, which Linux paths cannot carry (the rules for them are tested
   as plain functions).
 - ``macos``: names looked up case- and normalization-insensitively below the root,
@@ -43,7 +44,7 @@ from typing import Any
 
 PLATFORMS = ("windows", "macos", "musl")
 
-# Short names (Windows 8.3) that the simulation gives long names: "~1" only.
+# Device names Win32 opens in every directory, whatever the extension.
 _DEVICES = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
     | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789"}
