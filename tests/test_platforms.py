@@ -304,19 +304,18 @@ def _held_date(server: Server, resp: aiohttp.ClientResponse) -> str:
     return resp.headers["Last-Modified"]
 
 
+def _simulated(server: Server) -> list[str]:
+    """Return the command that runs the library on the server's simulated platform."""
+    return [sys.executable, "-m", "tests.platforms", server.platform, str(server.root)]
+
+
 def test_the_command_line(server: Server) -> None:
     """Serve a directory and compress it, as a user would on that platform."""
     site = server.root / "site"
     packed = site / "packed"
     packed.mkdir()
     (packed / "notes.txt").write_text("words to compress " * 1000)
-    command = [
-        sys.executable,
-        "-m",
-        "tests.platforms",
-        server.platform,
-        str(server.root),
-    ]
+    command = _simulated(server)
     compressed = subprocess.run(
         [*command, "compress", str(packed), "--quiet"],
         cwd=_REPOSITORY,
@@ -410,13 +409,7 @@ async def test_a_name_that_normalizes_to_another_is_not_found(server: Server) ->
 def test_workers_are_for_linux(server: Server) -> None:
     if server.platform == "musl":
         pytest.skip("Linux: --workers is tested in test_main")
-    command = [
-        sys.executable,
-        "-m",
-        "tests.platforms",
-        server.platform,
-        str(server.root),
-    ]
+    command = _simulated(server)
     result = subprocess.run(
         [*command, str(server.root / "site"), "--workers", "2", "-p", "0"],
         cwd=_REPOSITORY,
