@@ -31,6 +31,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._fields import FIELD_VALUE, parse_field
+from ._live import check_watcher
 from ._platform import LINUX
 from ._static import add_static
 
@@ -241,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
         "(Access-Control-Allow-Origin: *, and preflights answered)",
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="for development: reload every open page when a file under DIR changes "
+        "(needs the [live] extra)",
+    )
+    parser.add_argument(
         "--follow-symlinks",
         action="store_true",
         help="follow symlinks that lead outside the directory",
@@ -283,6 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--workers: only Linux spreads a port's connections over processes"
         )
+    if args.live and args.workers > 1:
+        # A page and its event stream would reach processes that watch apart.
+        parser.error("--live: serve from one process (no --workers)")
+    if args.live:
+        try:
+            check_watcher()
+        except ImportError as error:
+            parser.error(f"--live: {error}")
     if args.tls_key is not None and args.tls_cert is None:
         parser.error("--tls-key: give the certificate too, with --tls-cert")
     tls = None
@@ -345,6 +360,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "cache_control": args.cache_control or None,
         "etag": not args.no_validators,
         "last_modified": not args.no_validators,
+        "live": args.live,
     }
 
 
@@ -408,8 +424,10 @@ def _serve_here(
     """Serve from this process until SIGINT or SIGTERM; return the exit status."""
 
     def announce(port: int) -> None:
+        live = ", reloading pages as files change" if args.live else ""
         print(
-            f"Serving {root.resolve()} at {_url(args, port)} (press Ctrl+C to quit)",
+            f"Serving {root.resolve()} at {_url(args, port)}{live} "
+            "(press Ctrl+C to quit)",
             flush=True,
         )
 

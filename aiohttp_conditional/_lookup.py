@@ -28,6 +28,7 @@ from ._etags import (
     hash_open_file,
     known_hash,
 )
+from ._inject import MAX_PAGE, Injection, inject, injected_tag
 from ._kernel import FileSystem, WouldBlock
 from ._platform import NOFOLLOW, NONBLOCK
 from ._preconditions import (
@@ -55,6 +56,8 @@ class Options(NamedTuple):
     last_modified: bool = True
     precompressed: tuple[str, ...] = DEFAULT_ORDER
     digest: bool = False  # send Repr-Digest (RFC 9530)
+    # Send a page with this added (see _inject): read whole, Range ignored.
+    inject: Injection | None = None
 
     @classmethod
     def of(
@@ -126,6 +129,8 @@ class Outcome(NamedTuple):
     data: bytes | None = None
     date: int | None = None  # the answer's Date: the second it was decided in
     digest: str | None = None  # the Repr-Digest of what is sent, the whole of it
+    # A page sent with an injection: not the file's bytes, so no range of them.
+    injected: bool = False
 
     def close(self) -> None:
         """Close the file of an outcome that will not be sent after all."""
@@ -223,7 +228,12 @@ def _open(
             assert outcome.stat is not None
             digest = _digest(fs, variant.path, file, outcome.stat, asked.started)
             outcome = outcome._replace(digest=digest)
-        data = _read_ahead(fs, file, asked.method, outcome)
+        if outcome.injected:
+            assert options.inject is not None
+            outcome = _read_page(fs, file, options.inject.snippet, outcome)
+            data = outcome.data if asked.method != "HEAD" else b""
+        else:
+            data = _read_ahead(fs, file, asked.method, outcome)
         if (
             data is not None
             and not fs.may_block
@@ -258,6 +268,7 @@ def _decide(
         # in-place write nor a rename moves, or the mtime (FAT, exFAT).  A version is
         # its modification time, size and file number; a rename above is not seen.
         changed_ns, file_id = st.st_mtime_ns, st.st_ino
+    injection = _injection(options, st)
     validators = make_validators(
         st.st_mtime_ns,
         changed_ns,
@@ -281,7 +292,14 @@ def _decide(
             # be cached by its identity: a later version cannot share its timestamps.
             tag = _tag(fs, function, variant.path, st)
         validators = validators._replace(etag=variant_tag(tag, variant.encoding))
-    decision = decide(asked.method, asked.conditions, validators, st.st_size)
+    conditions = asked.conditions
+    if injection is not None:
+        validators = validators._replace(
+            etag=injected_tag(validators.etag, injection.mark)
+        )
+        # RFC 9110 §14.2: a server may ignore Range; the page is made whole, each time.
+        conditions = conditions._replace(range=None, if_range=None)
+    decision = decide(asked.method, conditions, validators, st.st_size)
     if len(decision.ranges) > 1 and variant.encoding is not None:
         # A Content-Encoding on a multipart/byteranges answer would say that the
         # multipart body itself is compressed, and clients fail to decode it.
@@ -296,7 +314,16 @@ def _decide(
         variant.has_variants,
         st,
         date=asked.started.date,
+        injected=injection is not None,
     )
+
+
+def _injection(options: Options, st: os.stat_result) -> Injection | None:
+    """Return what to add to the file ``st`` describes, or None to send it as it is."""
+    injection = options.inject
+    if injection is None or st.st_size > MAX_PAGE:
+        return None
+    return injection
 
 
 def _digest(
@@ -359,6 +386,32 @@ def _read_ahead(
     if len(data) < stop - start or not unchanged(file, outcome.stat):
         return None  # changed meanwhile: the streaming path cuts the response short
     return data
+
+
+def _read_page(
+    fs: FileSystem, file: io.FileIO, snippet: bytes, outcome: Outcome
+) -> Outcome:
+    """Read a page whole and add ``snippet`` to it: the outcome to send it with.
+
+    A page that changed while it was read gets no validators: its bytes may be those
+    of no version, and no client may revalidate them.  The next change event reloads
+    it anyway.
+    """
+    size = outcome.size
+    data = fs.read(file.fileno(), size, 0) if size else b""
+    if data is None:
+        # A file system that cannot tell whether the read would wait: in the job.
+        raise WouldBlock(file.name)
+    assert outcome.stat is not None
+    assert outcome.validators is not None
+    if len(data) != size or not unchanged(file, outcome.stat):
+        outcome = outcome._replace(
+            validators=outcome.validators._replace(etag=None, last_modified=None)
+        )
+    page = inject(data, snippet)
+    if page is None:
+        page = data
+    return outcome._replace(data=page, size=len(page))
 
 
 def unchanged(file: io.FileIO, decided: os.stat_result) -> bool:

@@ -332,7 +332,8 @@ class ConditionalFileResponse(web.FileResponse):
             # Already compressed: never compress it again.
             self._compression = False
         self._set_caching_headers(outcome)
-        if 200 <= self.status < 300:
+        if 200 <= self.status < 300 and not outcome.injected:
+            # A page made anew with a script added (a live route's) has no ranges.
             headers[hdrs.ACCEPT_RANGES] = "bytes"
         if (
             outcome.digest is not None

@@ -21,9 +21,11 @@ from ._devices import folds_case
 from ._encoding import SUFFIXES
 from ._etags import content_hash, known_hash
 from ._fields import Fields, HeadersFunction, add_vary, check_fields
+from ._inject import inject
 from ._jobs import run
 from ._kernel import DISK, FileSystem, WouldBlock
 from ._listing import listing, quote_path
+from ._live import PLACE, Reloader
 from ._lookup import Asked, Options, Outcome, look_up
 from ._names import DirectoryNames, refused_on_windows
 from ._platform import WINDOWS, is_link
@@ -33,6 +35,7 @@ from ._response import (
     ConditionalFileResponse,
     accept_encoding_of,
     conditions_of,
+    content_type_of,
     decided_response,
     refuses_digest_of,
 )
@@ -132,6 +135,7 @@ class ConditionalStaticResource(web.StaticResource):
         extensions: tuple[str, ...] = (),
         immutable: str | re.Pattern[str] | Callable[[str], bool] | None = None,
         headers: Mapping[str, str] | HeadersFunction | None = None,
+        live: bool = False,
         **response_options: Any,
     ) -> None:
         """Serve the files under ``directory`` at ``prefix``; see :func:`add_static`.
@@ -235,6 +239,23 @@ class ConditionalStaticResource(web.StaticResource):
         )
         self._cache_control: str | None = response_options.get("cache_control")
         self._use_executor = checked.use_executor
+        self._live: Reloader | None = None
+        self._page_options = self._options
+        if live:
+            self._live = Reloader(self._root, self._prefix, self._hides)
+            # A page is made anew from its file: no coding of the file's applies, and
+            # only an entity-tag names it (a date cannot tell it from the file).
+            self._page_options = self._options._replace(
+                inject=self._live.injection,
+                last_modified=False,
+                precompressed=(),
+                digest=False,
+            )
+
+    @property
+    def live(self) -> Reloader | None:
+        """The route's live reload, or None where ``live`` is off."""
+        return self._live
 
     def url_for(  # type: ignore[override]
         self, *, filename: PathLike, append_version: bool | None = None
@@ -271,6 +292,8 @@ class ConditionalStaticResource(web.StaticResource):
             self._options.digest and refuses_digest_of(headers),
         )
         filename = request.match_info["filename"]
+        if self._live is not None and filename.startswith(f"{PLACE}/"):
+            return await self._live.handle(request, filename[len(PLACE) + 1 :])
         navigation = None
         if self._fallback is not None:
             accept = headers.getall(hdrs.ACCEPT, None)
@@ -353,7 +376,7 @@ class ConditionalStaticResource(web.StaticResource):
             return None
         if target is None or not S_ISREG(target.stat.st_mode):
             return None
-        options, asked = self._options, job.asked
+        options, asked = self._options_for(target.path), job.asked
         if status != 200:
             options = options._replace(
                 etag=False, etag_function=None, last_modified=False
@@ -463,9 +486,10 @@ class ConditionalStaticResource(web.StaticResource):
         if self._show_index:
             if not fs.may_block:
                 raise WouldBlock(target.path)  # a directory's entries may not be cached
-            return web.Response(
-                text=self._listing(target.path, job.filename), content_type="text/html"
-            )
+            page = self._listing(target.path, job.filename).encode()
+            if self._live is not None:
+                page = inject(page, self._live.injection.snippet) or page
+            return web.Response(body=page, content_type="text/html", charset="utf-8")
         return web.HTTPForbidden()
 
     def _answer_file(
@@ -481,7 +505,7 @@ class ConditionalStaticResource(web.StaticResource):
         outcome = look_up(
             fs,
             target.path,
-            self._options if options is None else options,
+            self._options_for(target.path) if options is None else options,
             job.asked,
             None if variant_only else target.stat,
             target.above_changed_ns,
@@ -519,6 +543,16 @@ class ConditionalStaticResource(web.StaticResource):
             IMMUTABLE if immutable else self._cache_control,
             fields,
         )
+
+    def _options_for(self, path: str) -> Options:
+        """Return the options to answer for the file at ``path`` with."""
+        if self._live is not None and content_type_of(path) == "text/html":
+            return self._page_options
+        return self._options
+
+    def _hides(self, filename: str) -> bool:
+        """Tell whether the route refuses a path below its root for its name."""
+        return self._hide_dotfiles and _names_a_dotfile(filename)
 
     def _fields_for(self, path: str, outcome: Outcome) -> Fields:
         """Return the route's header fields for a 200, 206 or 304 of a file.
@@ -782,14 +816,30 @@ def add_static(
     - ``headers``: a mapping, or a function ``(path, stat_result)`` returning one,
       of header fields for the 200, 206 and 304 of each file;
     - ``dotfiles``: ``"deny"`` (the default) answers 404 for any path with a segment
-      that starts with a dot, but ``.well-known`` at the top; ``"allow"`` serves them.
+      that starts with a dot, but ``.well-known`` at the top; ``"allow"`` serves them;
+    - ``live``: for development only, reload every open page of the route when a
+      file under ``path`` changes (needs ``watchfiles``, and ``router`` to be the
+      application): each HTML page is sent with a script from
+      ``<prefix>/__reload__/client.js``, which listens to
+      ``<prefix>/__reload__/events``.
     """
+    application = None
     if isinstance(router, web.Application):
-        router = router.router
+        application, router = router, router.router
     assert prefix.startswith("/")
     if prefix.endswith("/"):
         prefix = prefix[:-1]
     resource = ConditionalStaticResource(prefix, path, **kwargs)
+    live = resource.live
+    if live is not None:
+        if application is None:
+            raise TypeError(
+                "live=True needs the application, to watch while it runs: "
+                "add_static(app, prefix, path, live=True)"
+            )
+        application.cleanup_ctx.append(live.context)
+        # Before aiohttp waits for handlers to end: an event stream never would.
+        application.on_shutdown.append(live.close_streams)
     router.register_resource(resource)
     return resource
 
