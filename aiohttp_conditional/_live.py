@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import time
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ("PLACE", "Reloader", "check_watcher")
 
+_LOG: Final = logging.getLogger("aiohttp_conditional")
 PLACE: Final = "__reload__"  # the name below a live route's prefix
 _INSTALL: Final = "pip install 'aiohttp-conditional[live]'"
 # A burst is over once nothing changed for QUIET_MS; a burst that goes on is told
@@ -64,11 +66,14 @@ _CLIENT: Final = """\
   let seq = -1;
   // What a page loads from the browser's cache without asking (a file sent without
   // Cache-Control is reused for a while) is fetched anew first.
+  // A file that does not come within seconds is not waited for.
   const refetch = (paths) => Promise.all(paths.map((path) =>
-    fetch(path, { cache: "reload" }).then((r) => r.arrayBuffer()).catch(() => null)));
+    fetch(path, { cache: "reload", signal: AbortSignal.timeout(3000) })
+      .then((r) => r.arrayBuffer()).catch(() => null)));
+  const own = new URL(".", script.src).pathname;  // this script and its stream
   const loaded = () => performance.getEntriesByType("resource")
     .map((entry) => new URL(entry.name))
-    .filter((url) => url.origin === location.origin)
+    .filter((url) => url.origin === location.origin && !url.pathname.startsWith(own))
     .map((url) => url.pathname + url.search);
   // The page that loads next knows which change it was reloaded for.
   const reload = (paths) => refetch(paths || loaded()).then(() => {
@@ -225,15 +230,20 @@ class Reloader:
         def wanted(change: Any, path: str) -> bool:
             return default(change, path) and self._url_path(path) is not None
 
-        async for changes in awatch(
-            self._root,
-            watch_filter=wanted,
-            debounce=MAX_WAIT_MS,
-            step=QUIET_MS,
-            stop_event=stop,
-            ignore_permission_denied=True,
-        ):
-            self.publish(path for _, path in changes)
+        try:
+            async for changes in awatch(
+                self._root,
+                watch_filter=wanted,
+                debounce=MAX_WAIT_MS,
+                step=QUIET_MS,
+                stop_event=stop,
+                ignore_permission_denied=True,
+            ):
+                self.publish(path for _, path in changes)
+        except Exception:
+            # Out of inotify watches, or the directory gone: files are still served,
+            # pages are no longer reloaded.  Said once, in the server's log.
+            _LOG.exception("live reload stopped watching %s", self._root)
 
     def publish(self, changed: Iterable[str]) -> None:
         """Tell every stream of one burst of changes to the files at ``changed``."""

@@ -44,10 +44,12 @@ class CliServer:
     that reports the heap (see :meth:`heap`).
     """
 
-    def __init__(self, root: Path, *options: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
+    def __init__(self, root: Path, *options: str, port: int = 0) -> None:
+        self.port = port
+        if not port:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
         self._reports = Path(tempfile.mkdtemp(prefix="cli-server-")) / "heap"
         self._reports.touch()
         self.process = subprocess.Popen(

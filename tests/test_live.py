@@ -280,9 +280,9 @@ def descriptors() -> int:
 async def test_a_hundred_clients_each_get_one_event_per_change(
     aiohttp_client: AiohttpClient, site: Path
 ) -> None:
-    app = live_app(site)
+    app = web.Application()
+    resource = add_static(app, "/", site, live=True)
     client = await aiohttp_client(app)
-    resource = next(iter(app.router.resources()))
     url = client.make_url("/__reload__/events")
     tasks_before = len(asyncio.all_tasks())
     fds_before = descriptors()
@@ -530,5 +530,11 @@ async def test_the_browser_reloads_once_per_change_and_shows_the_newest(
         site.write_js(3)
         site.write_page(8)
         await shows(browser, site, loads=7)
+        # The server stopped, the page changed meanwhile, the server back: the page
+        # reconnects and reloads.
+        server.stop()
+        site.write_page(9)
+        server = CliServer(root, "--live", *options, port=server.port)
+        await shows(browser, site, loads=8)
     finally:
         server.stop()
