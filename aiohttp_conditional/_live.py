@@ -75,9 +75,20 @@ _CLIENT: Final = """\
     .map((entry) => new URL(entry.name))
     .filter((url) => url.origin === location.origin && !url.pathname.startsWith(own))
     .map((url) => url.pathname + url.search);
-  // The page that loads next knows which change it was reloaded for.
+  // The page that loads next knows which change it was reloaded for (where the
+  // browser keeps a tab's storage: without it, the page's age tells).
+  const store = (value) => {
+    try {
+      if (value === null) sessionStorage.removeItem(KEY);
+      else sessionStorage.setItem(KEY, value);
+    } catch (error) { /* no storage here */ }
+  };
+  const stored = () => {
+    try { return JSON.parse(sessionStorage.getItem(KEY) || "null"); }
+    catch (error) { return null; }
+  };
   const reload = (paths) => refetch(paths || loaded()).then(() => {
-    sessionStorage.setItem(KEY, JSON.stringify({ server, seq, page: location.href }));
+    store(JSON.stringify({ server, seq, page: location.href }));
     location.reload();
   });
   const swapStyles = (paths) => refetch(paths).then(() => {
@@ -95,8 +106,8 @@ _CLIENT: Final = """\
   });
   // Whether a change was made after this page began to load, which it may not show.
   const missed = (hello) => {
-    const before = JSON.parse(sessionStorage.getItem(KEY) || "null");
-    sessionStorage.removeItem(KEY);
+    const before = stored();
+    store(null);
     const [navigation] = performance.getEntriesByType("navigation");
     if (before && before.server === hello.server && before.page === location.href
         && navigation && navigation.type === "reload") {

@@ -538,3 +538,24 @@ async def test_the_browser_reloads_once_per_change_and_shows_the_newest(
         await shows(browser, site, loads=8)
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium")
+async def test_without_cache_control_a_script_the_browser_keeps_is_fetched_anew(
+    browser: DevTools, tmp_path: Path
+) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    site = Site(root)
+    server = CliServer(root, "--live", "--cache-control=")
+    try:
+        # Without Cache-Control, a browser keeps a file unasked for a tenth of the
+        # time since its Last-Modified (RFC 9111 §4.2.2): 20 s old, for 2 s.
+        await asyncio.sleep(20)
+        await browser.load("Page.navigate", url=f"http://127.0.0.1:{server.port}/")
+        assert (await page_state(browser)) == [*site.expected(), 1]
+        site.write_js(2)
+        site.write_page(2)
+        await shows(browser, site, loads=2)
+    finally:
+        server.stop()
