@@ -31,9 +31,9 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._fields import FIELD_VALUE, parse_field
-from ._live import check_watcher
 from ._platform import LINUX
 from ._static import add_static
+from ._watch import check_watcher
 
 __all__ = ("main", "make_app", "prog_name")
 

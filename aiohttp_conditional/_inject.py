@@ -10,16 +10,16 @@ page is revalidated to a 304 only while both the file and the addition are uncha
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Final, NamedTuple
 
 __all__ = ("MAX_PAGE", "Injection", "inject", "injected_tag")
 
-# A page is read whole to be added to, in the lookup's job: a larger file is sent as
-# it is, by the normal path.  Nobody edits pages this size by hand.
+# A page is read whole to be added to (in the lookup's job beyond READ_AHEAD): a
+# larger file is sent as it is, by the normal path.
 MAX_PAGE: Final = 8 * 1024 * 1024
 
-_BODY_END: Final = re.compile(rb"</body[\t\n\f\r />]", re.IGNORECASE)
+# What may follow a tag's name (HTML's tag name state): not "</bodyguard>".
+_AFTER_NAME: Final = frozenset(bytes([c]) for c in b"\t\n\f\r />")
 # An addition in ASCII would not be text in these encodings: such a page is sent as
 # it is.
 _WIDE_MARKS: Final = (b"\xff\xfe", b"\xfe\xff")
@@ -52,13 +52,14 @@ def inject(page: bytes, snippet: bytes) -> bytes | None:
     """
     if page.startswith(_WIDE_MARKS):
         return None
-    # The last one: an earlier one may be in a script's string or a comment.
-    at = -1
-    for end in _BODY_END.finditer(page):
-        at = end.start()
-    if at < 0:
-        return page + snippet
-    return page[:at] + snippet + page[at:]
+    # The last one, found from the end: an earlier one may be in a script's string.
+    lowered = page.lower()
+    end = len(page)
+    while (at := lowered.rfind(b"</body", 0, end)) >= 0:
+        if lowered[at + 6 : at + 7] in _AFTER_NAME:
+            return page[:at] + snippet + page[at:]
+        end = at
+    return page + snippet
 
 
 def injected_tag(tag: str | None, mark: str) -> str | None:

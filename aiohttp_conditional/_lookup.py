@@ -46,6 +46,8 @@ __all__ = ("FORBIDDEN", "NOT_FOUND", "Asked", "Options", "Outcome", "look_up")
 # A body up to this size is read by the lookup and sent in one write with the
 # headers, instead of through sendfile(2), whose setup costs more than such a copy.
 READ_AHEAD: Final = 64 * 1024
+# How often a page that changes while it is read is read again.
+_PAGE_READS: Final = 3
 
 
 class Options(NamedTuple):
@@ -229,9 +231,14 @@ def _open(
             digest = _digest(fs, variant.path, file, outcome.stat, asked.started)
             outcome = outcome._replace(digest=digest)
         if outcome.injected:
-            assert options.inject is not None
-            outcome = _read_page(fs, file, options.inject.snippet, outcome)
-            data = outcome.data if asked.method != "HEAD" else b""
+            outcome = _read_page(
+                fs, file, options, asked, variant, outcome, above_changed_ns
+            )
+            if outcome.decision.state is not FileResponseState.SEND:
+                file.close()
+                return outcome
+        if outcome.injected:
+            data = b"" if asked.method == "HEAD" else outcome.data
         else:
             data = _read_ahead(fs, file, asked.method, outcome)
         if (
@@ -389,26 +396,50 @@ def _read_ahead(
 
 
 def _read_page(
-    fs: FileSystem, file: io.FileIO, snippet: bytes, outcome: Outcome
+    fs: FileSystem,
+    file: io.FileIO,
+    options: Options,
+    asked: Asked,
+    variant: Variant,
+    outcome: Outcome,
+    above_changed_ns: int,
 ) -> Outcome:
-    """Read a page whole and add ``snippet`` to it: the outcome to send it with.
+    """Read a page whole and add the injection to it: the outcome to send it with.
 
-    A page that changed while it was read gets no validators: its bytes may be those
-    of no version, and no client may revalidate them.  The next change event reloads
-    it anyway.
+    A page that changes while it is read is decided again on what it is now, and
+    read again.  One that goes on changing is sent as read with no validators, none
+    of which its bytes may be, and only if the request's conditions hold without
+    them (an If-Match then fails).  Its next change reloads it anyway.
     """
-    size = outcome.size
-    data = fs.read(file.fileno(), size, 0) if size else b""
-    if data is None:
-        # A file system that cannot tell whether the read would wait: in the job.
-        raise WouldBlock(file.name)
-    assert outcome.stat is not None
-    assert outcome.validators is not None
-    if len(data) != size or not unchanged(file, outcome.stat):
-        outcome = outcome._replace(
-            validators=outcome.validators._replace(etag=None, last_modified=None)
-        )
-    page = inject(data, snippet)
+    fd = file.fileno()
+    if not fs.may_block and outcome.size > READ_AHEAD:
+        raise WouldBlock(variant.path)  # a large page is read in the job
+    injection = options.inject
+    assert injection is not None
+    data = b""
+    for _ in range(_PAGE_READS):
+        assert outcome.stat is not None
+        read = fs.read(fd, outcome.size, 0) if outcome.size else b""
+        if read is None:
+            # A file system that cannot tell whether the read would wait: in the job.
+            raise WouldBlock(variant.path)
+        data = read
+        if len(data) == outcome.size and unchanged(file, outcome.stat):
+            break
+        if not fs.may_block:
+            raise WouldBlock(variant.path)  # changed meanwhile: the job reads again
+        outcome = _decide(fs, options, asked, os.fstat(fd), variant, above_changed_ns)
+        if outcome.decision.state is not FileResponseState.SEND or not outcome.injected:
+            return outcome
+    else:
+        assert outcome.validators is not None
+        validators = outcome.validators._replace(etag=None, last_modified=None)
+        conditions = asked.conditions._replace(range=None, if_range=None)
+        decision = decide(asked.method, conditions, validators, len(data))
+        outcome = outcome._replace(validators=validators, decision=decision)
+        if decision.state is not FileResponseState.SEND:
+            return outcome
+    page = inject(data, injection.snippet)
     if page is None:
         page = data
     return outcome._replace(data=page, size=len(page))

@@ -243,14 +243,25 @@ class ConditionalStaticResource(web.StaticResource):
         self._page_options = self._options
         if live:
             self._live = Reloader(self._root, self._prefix, self._hides)
-            # A page is made anew from its file: no coding of the file's applies, and
-            # only an entity-tag names it (a date cannot tell it from the file).
-            self._page_options = self._options._replace(
-                inject=self._live.injection,
-                last_modified=False,
-                precompressed=(),
-                digest=False,
-            )
+            self._set_page_options()
+
+    def add_prefix(self, prefix: str) -> None:
+        """Move the route below ``prefix``, as a sub-application's prefix does."""
+        super().add_prefix(prefix)
+        if self._live is not None:
+            self._live.move(self._prefix)
+            self._set_page_options()
+
+    def _set_page_options(self) -> None:
+        assert self._live is not None
+        # A page is made anew from its file: no coding of the file's applies, and
+        # only an entity-tag names it (a date cannot tell it from the file).
+        self._page_options = self._options._replace(
+            inject=self._live.injection,
+            last_modified=False,
+            precompressed=(),
+            digest=False,
+        )
 
     @property
     def live(self) -> Reloader | None:

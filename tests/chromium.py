@@ -7,7 +7,7 @@ import contextlib
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,20 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 class DevTools:
     """The least of the DevTools protocol: send a command, wait for an event."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        tabs: Callable[[], contextlib.AbstractAsyncContextManager[DevTools]]
+        | None = None,
+    ) -> None:
         self.ws = ws
         self.next_id = 0
+        self._tabs = tabs
+
+    def new_tab(self) -> contextlib.AbstractAsyncContextManager[DevTools]:
+        """Open another tab of the same browser, at about:blank, for as long as used."""
+        assert self._tabs is not None
+        return self._tabs()
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         self.next_id += 1
@@ -73,14 +84,28 @@ async def chromium(profile: Path) -> AsyncIterator[DevTools]:
             await asyncio.sleep(0.1)
         port = port_file.read_text().split()[0]
         async with aiohttp.ClientSession() as session:
+
+            @contextlib.asynccontextmanager
+            async def attached(target: dict[str, Any]) -> AsyncIterator[DevTools]:
+                async with session.ws_connect(
+                    target["webSocketDebuggerUrl"], max_msg_size=0
+                ) as ws:
+                    tools = DevTools(ws, new_tab)
+                    await tools.call("Page.enable")
+                    yield tools
+
+            @contextlib.asynccontextmanager
+            async def new_tab() -> AsyncIterator[DevTools]:
+                url = f"http://127.0.0.1:{port}/json/new?about:blank"
+                async with session.put(url) as resp:
+                    target = await resp.json(content_type=None)
+                async with attached(target) as tools:
+                    yield tools
+
             async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
                 targets = await resp.json(content_type=None)
             page = next(target for target in targets if target["type"] == "page")
-            async with session.ws_connect(
-                page["webSocketDebuggerUrl"], max_msg_size=0
-            ) as ws:
-                tools = DevTools(ws)
-                await tools.call("Page.enable")
+            async with attached(page) as tools:
                 yield tools
     finally:
         process.terminate()

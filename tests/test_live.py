@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,11 +20,15 @@ from aiohttp import web
 from aiohttp.pytest_plugin import AiohttpClient
 
 from aiohttp_conditional import add_static, static
+from aiohttp_conditional._clock import moment
 from aiohttp_conditional._inject import Injection, inject, injected_tag
+from aiohttp_conditional._kernel import FileSystem
 from aiohttp_conditional._live import Reloader
+from aiohttp_conditional._lookup import Asked, Options, look_up
+from aiohttp_conditional._preconditions import Conditions, FileResponseState
 from benchmarks.load import CliServer
 from tests.chromium import CHROMIUM, DevTools, chromium
-from tests.conftest import age
+from tests.conftest import CountingExecutor, age
 
 SNIPPET = b'<script src="/__reload__/client.js"></script>'
 PAGE = (
@@ -359,7 +366,7 @@ async def test_streams_end_when_the_server_stops(site: Path) -> None:
         assert time.monotonic() - started < 25
 
 
-async def test_too_many_streams_get_503(
+async def test_a_stream_past_the_limit_is_asked_to_come_back_later(
     aiohttp_client: AiohttpClient, site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("aiohttp_conditional._live.MAX_STREAMS", 2)
@@ -367,21 +374,156 @@ async def test_too_many_streams_get_503(
     url = str(client.make_url("/__reload__/events"))
     async with aiohttp.ClientSession() as session:
         streams = await open_streams(session, url, 2)
+        # Not an error status, after which a browser would never come back.
         async with session.get(url) as resp:
-            assert resp.status == 503
-            assert resp.headers["Retry-After"] == "5"
+            assert resp.status == 200
+            assert await resp.read() == b"retry: 5000\n\n"
         for stream in streams:
             stream.response.close()
+
+
+async def test_a_client_that_reads_nothing_is_cut(
+    aiohttp_client: AiohttpClient, site: Path
+) -> None:
+    app = web.Application()
+    resource = add_static(app, "/", site, live=True)
+    client = await aiohttp_client(app)
+    assert resource.live is not None
+    _, writer = await asyncio.open_connection("127.0.0.1", client.port, limit=1024)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    writer.write(b"GET /__reload__/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    for _ in range(50):
+        if resource.live.streams:
+            break
+        await asyncio.sleep(0.05)
+    # Large events it never reads: its queue fills, and it is let go.
+    names = [str(site / f"{'x' * 200}{n}.html") for n in range(1000)]
+    for _ in range(200):
+        resource.live.publish(names)
+        await asyncio.sleep(0)
+    for _ in range(100):
+        if not resource.live.streams:
+            break
+        await asyncio.sleep(0.05)
+    assert resource.live.streams == 0
+    writer.close()
 
 
 def test_publish_names_paths_inside_the_route(tmp_path: Path) -> None:
     reloader = Reloader(str(tmp_path), "/docs", lambda path: path.startswith("."))
     assert (
-        reloader._url_path(str(tmp_path / "a b" / "é.html"))
-        == "/docs/a%20b/%C3%A9.html"
+        reloader.url_path(str(tmp_path / "a b" / "é.html")) == "/docs/a%20b/%C3%A9.html"
     )
-    assert reloader._url_path(str(tmp_path / ".git" / "HEAD")) is None
-    assert reloader._url_path(str(tmp_path.parent / "other")) is None
+    assert reloader.url_path(str(tmp_path / ".git" / "HEAD")) is None
+    assert reloader.url_path(str(tmp_path.parent / "other")) is None
+
+
+async def test_a_directory_made_anew_is_watched_anew(
+    aiohttp_client: AiohttpClient, site: Path
+) -> None:
+    client = await aiohttp_client(live_app(site))
+    async with client.get("/__reload__/events") as resp:
+        stream = Stream(resp)
+        await stream.next()
+        # As a build that begins with rm -rf: its watches went with the directory,
+        # and the new one may even have its number.
+        shutil.rmtree(site)
+        site.mkdir()
+        # Once the new directory is watched, all of it is told as changed...
+        while (await asyncio.wait_for(stream.next(), 10))[1]["paths"] != ["/"]:
+            pass
+        # ...and then each change in it.
+        (site / "index.html").write_bytes(PAGE)
+        _, data = await asyncio.wait_for(stream.next(), 10)
+        assert data["paths"] == ["/index.html"]
+
+
+async def test_a_sub_application_s_pages_load_the_script_below_its_prefix(
+    aiohttp_client: AiohttpClient, site: Path
+) -> None:
+    sub = web.Application()
+    add_static(sub, "/", site, index="index.html", live=True)
+    app = web.Application()
+    app.add_subapp("/docs", sub)
+    client = await aiohttp_client(app)
+    async with client.get("/docs/") as resp:
+        assert b'<script src="/docs/__reload__/client.js">' in await resp.read()
+    async with client.get("/docs/__reload__/client.js") as resp:
+        assert resp.status == 200
+    async with client.get("/docs/__reload__/events") as resp:
+        stream = Stream(resp)
+        await stream.next()
+        (site / "style.css").write_text("p { color: navy }\n")
+        assert (await stream.next())[1]["paths"] == ["/docs/style.css"]
+
+
+class RewritingDisk(FileSystem):
+    """The real file system, where a page is rewritten while it is read.
+
+    A race made to happen, on a real file: the first ``times`` reads of the page
+    are each followed by a rewrite, as an editor saving meanwhile would make.
+    """
+
+    def __init__(self, path: Path, times: int) -> None:
+        self.path = path
+        self.times = times
+
+    def read(self, fd: int, size: int, offset: int) -> bytes | None:
+        data = super().read(fd, size, offset)
+        if self.times:
+            self.times -= 1
+            with self.path.open("r+b") as file:
+                file.write(b"<!-- " + str(self.times).encode() + b" -->")
+        return data
+
+
+def asked(**conditions: str) -> Asked:
+    return Asked("GET", Conditions(**conditions), None, moment())
+
+
+INJECTION = Injection.of(SNIPPET)
+
+
+def test_a_page_changed_while_read_is_read_again(site: Path) -> None:
+    page = site / "index.html"
+    options = Options(inject=INJECTION, last_modified=False, precompressed=())
+    outcome = look_up(RewritingDisk(page, 1), str(page), options, asked())
+    assert outcome.decision.state is FileResponseState.SEND
+    # What is sent is what the file holds now, with the script.
+    assert outcome.data == inject(page.read_bytes(), SNIPPET)
+    assert outcome.size == len(outcome.data or b"")
+
+
+def test_a_page_that_keeps_changing_while_read_passes_no_if_match(site: Path) -> None:
+    page = site / "index.html"
+    options = Options(inject=INJECTION, last_modified=False, precompressed=())
+    tag = look_up(FileSystem(), str(page), options, asked()).validators
+    assert tag is not None and tag.etag is not None
+    outcome = look_up(
+        RewritingDisk(page, 10), str(page), options, asked(if_match=tag.etag)
+    )
+    assert outcome.decision.state is FileResponseState.PRECONDITION_FAILED
+    assert outcome.file is None
+    outcome = look_up(RewritingDisk(page, 10), str(page), options, asked())
+    assert outcome.decision.state is FileResponseState.SEND
+    assert outcome.validators is not None and outcome.validators.etag is None
+
+
+async def test_a_large_page_is_read_in_the_job(
+    aiohttp_client: AiohttpClient, site: Path, executor: CountingExecutor
+) -> None:
+    (site / "big.html").write_bytes(b"<body>" + b"x" * 100_000 + b"</body>")
+    age(site / "big.html")
+    client = await aiohttp_client(live_app(site, use_executor="auto"))
+    for _ in range(2):  # once to have its pages cached
+        async with client.get("/big.html") as resp:
+            assert SNIPPET in await resp.read()
+    jobs = len(executor.jobs)
+    async with client.get("/big.html") as resp:
+        assert SNIPPET in await resp.read()
+    assert len(executor.jobs) == jobs + 1
 
 
 # --- the command line ---------------------------------------------------------------
@@ -465,8 +607,11 @@ async def page_state(browser: DevTools) -> list[object] | None:
     return None if not isinstance(value, str) else list(json.loads(value))
 
 
-async def shows(browser: DevTools, site: Site, loads: int) -> None:
-    """Wait for the page to show the site's newest files; check how often it loaded."""
+async def shows(browser: DevTools, site: Site, loads: int | None) -> None:
+    """Wait for the page to show the site's newest files; check how often it loaded.
+
+    ``loads`` None: however often.
+    """
     state = None
     for _ in range(300):
         state = await page_state(browser)
@@ -474,6 +619,8 @@ async def shows(browser: DevTools, site: Site, loads: int) -> None:
             break
         await asyncio.sleep(0.05)
     assert state is not None and state[:3] == site.expected()
+    if loads is None:
+        return
     # Then no other load follows: one per change.
     await asyncio.sleep(1.0)
     assert await page_state(browser) == [*site.expected(), loads]
@@ -557,5 +704,39 @@ async def test_without_cache_control_a_script_the_browser_keeps_is_fetched_anew(
         site.write_js(2)
         site.write_page(2)
         await shows(browser, site, loads=2)
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium")
+async def test_many_tabs_share_one_stream_and_all_reload(
+    browser: DevTools, tmp_path: Path
+) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    site = Site(root)
+    server = CliServer(root, "--live")
+    url = f"http://127.0.0.1:{server.port}/"
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # More tabs than the six connections a browser opens to one server.
+            tabs = [browser]
+            for _ in range(7):
+                tabs.append(await stack.enter_async_context(browser.new_tab()))
+            for tab in tabs:
+                await tab.load("Page.navigate", url=url)
+            for tab in tabs:
+                await shows(tab, site, loads=None)
+            # Every tab can still fetch: the streams do not hold its connections.
+            reply = await tabs[-1].call(
+                "Runtime.evaluate",
+                expression="fetch('/app.js').then((r) => r.status)",
+                awaitPromise=True,
+                returnByValue=True,
+            )
+            assert reply["result"]["value"] == 200
+            site.write_page(2)
+            for tab in tabs:
+                await shows(tab, site, loads=None)
     finally:
         server.stop()

@@ -1,0 +1,153 @@
+// aiohttp-conditional's live reload.  In a page, it reloads the page when the files
+// it is served from change, or swaps its stylesheets when only stylesheets changed.
+// The same file runs as a shared worker that holds one event stream for every tab of
+// the site: a browser opens at most six connections to a server over HTTP/1.1, and
+// a stream for each tab would take them all.
+(() => {
+  "use strict";
+
+  if (typeof SharedWorkerGlobalScope !== "undefined" && self instanceof SharedWorkerGlobalScope) {
+    const ports = new Set();
+    let last = null;
+    const tell = (message) => {
+      last = message.type === "hello" ? message : { ...message, type: "hello" };
+      for (const port of ports) port.postMessage(message);
+    };
+    listen(new URL("events", location.href), tell);
+    self.addEventListener("connect", (event) => {
+      const port = event.ports[0];
+      ports.add(port);
+      port.addEventListener("message", (message) => {
+        if (message.data === "gone") ports.delete(port);
+      });
+      port.start();
+      if (last !== null) port.postMessage(last);
+    });
+  } else if (typeof document !== "undefined" && document.currentScript) {
+    page(document.currentScript.src);
+  }
+
+  // Read the event stream at `url`; tell each hello and change as
+  // {type, server, seq, changedAt[, change]}, changedAt by this browser's clock.
+  function listen(url, tell) {
+    const source = new EventSource(url);
+    let server = null;
+    source.addEventListener("hello", (event) => {
+      const hello = JSON.parse(event.data);
+      server = hello.server;
+      tell({ type: "hello", server, seq: hello.seq, changedAt: Date.now() - hello.age });
+    });
+    source.addEventListener("change", (event) => {
+      const change = JSON.parse(event.data);
+      tell({ type: "change", server, seq: change.seq, changedAt: Date.now(), change });
+    });
+  }
+
+  function page(script) {
+    const KEY = "aiohttp-conditional:reloaded";
+    const own = new URL(".", script).pathname; // this script and its stream
+    let server = null;
+    let seq = -1;
+    let reloading = false;
+    if (performance.setResourceTimingBufferSize) performance.setResourceTimingBufferSize(2000);
+
+    // What this page loaded from this server, but the live reload's own.
+    const loaded = () => performance.getEntriesByType("resource")
+      .map((entry) => new URL(entry.name))
+      .filter((url) => url.origin === location.origin && !url.pathname.startsWith(own));
+    // What the browser may keep without asking (a file sent without Cache-Control is
+    // reused for a while) is fetched anew before it is used again: the changed paths,
+    // with whatever query this page loaded them with, or all this page loaded.
+    const refetch = (paths) => {
+      const urls = new Set(paths === null ? [] : paths);
+      for (const url of loaded()) {
+        if (paths === null || urls.has(url.pathname)) urls.add(url.pathname + url.search);
+      }
+      return Promise.all([...urls].map((url) => {
+        const signal = AbortSignal.timeout ? AbortSignal.timeout(3000) : undefined;
+        return fetch(url, { cache: "reload", signal })
+          .then((response) => response.arrayBuffer()).catch(() => null);
+      }));
+    };
+    const store = (value) => {
+      try {
+        if (value === null) sessionStorage.removeItem(KEY);
+        else sessionStorage.setItem(KEY, JSON.stringify(value));
+      } catch (error) { /* no storage here: the page's age tells instead */ }
+    };
+    const stored = () => {
+      try { return JSON.parse(sessionStorage.getItem(KEY) || "null"); }
+      catch (error) { return null; }
+    };
+    // The page that loads next knows which change it was reloaded for.
+    const reload = (paths) => {
+      if (reloading) return;
+      reloading = true;
+      const reloadedFor = { server, seq, page: location.href };
+      refetch(paths).then(() => {
+        store(reloadedFor);
+        location.reload();
+      });
+    };
+    const swapStyles = (paths) => refetch(paths).then(() => {
+      if (reloading) return;
+      for (const link of document.querySelectorAll('link[rel~="stylesheet"][href]')) {
+        const url = new URL(link.href);
+        if (url.origin !== location.origin) continue;
+        url.searchParams.set("livereload", String(Date.now()));
+        const fresh = link.cloneNode();
+        fresh.href = url.href;
+        const done = () => link.remove();
+        fresh.addEventListener("load", done, { once: true });
+        fresh.addEventListener("error", done, { once: true });
+        link.after(fresh);
+      }
+    });
+    // Whether a change was made after this page began to load, which it may not show.
+    const missed = (hello) => {
+      const before = stored();
+      store(null);
+      const [navigation] = performance.getEntriesByType("navigation");
+      if (before && before.server === hello.server && before.page === location.href
+          && navigation && navigation.type === "reload") {
+        return hello.seq !== before.seq;
+      }
+      return hello.changedAt >= performance.timeOrigin;
+    };
+    const hear = (message) => {
+      if (message.type === "hello") {
+        const first = server === null;
+        const stale = first ? missed(message) : message.server !== server || message.seq !== seq;
+        server = message.server;
+        seq = message.seq;
+        // Back from a restart, or from this server past changes missed meanwhile.
+        if (stale) reload(null);
+        return;
+      }
+      if (message.server !== server) return;
+      seq = message.seq;
+      const change = message.change;
+      if (!change.more && change.paths.length && change.paths.every((p) => p.endsWith(".css"))) {
+        swapStyles(change.paths);
+      } else {
+        reload(change.more ? null : change.paths);
+      }
+    };
+
+    // Back from the back-forward cache: it may show what changed meanwhile.
+    addEventListener("pageshow", (event) => {
+      if (event.persisted) location.reload();
+    });
+    let worker = null;
+    try {
+      worker = new SharedWorker(script, { name: "aiohttp-conditional live reload" });
+    } catch (error) { /* none here (an old Safari, a strict policy): a stream of its own */ }
+    if (worker === null) {
+      listen(new URL("events", script), hear);
+      return;
+    }
+    worker.port.addEventListener("message", (message) => hear(message.data));
+    worker.port.start();
+    addEventListener("pagehide", () => worker.port.postMessage("gone"));
+  }
+})();
