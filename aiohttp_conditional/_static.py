@@ -7,7 +7,7 @@ import functools
 import inspect
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from stat import S_ISDIR, S_ISREG
 from typing import Any, Final, NamedTuple
 
@@ -47,6 +47,10 @@ DOTFILES: Final = ("deny", "allow")
 _NO_CONDITIONS: Final = Conditions()
 # RFC 8615: the one dot-directory a site means to publish, at the top of the route.
 _WELL_KNOWN: Final = ".well-known"
+# What a live route answers a page it has not with: a page that reloads (see _live).
+_NOT_FOUND_PAGE: Final = (
+    "<!doctype html><title>404: Not Found</title><h1>404: Not Found</h1>"
+)
 # The answers a route's header fields go on (RFC 9111 §4.3.4: a 304 updates what a
 # cache stored from the 200).
 _WITH_FIELDS: Final = (FileResponseState.SEND, FileResponseState.NOT_MODIFIED)
@@ -323,6 +327,19 @@ class ConditionalStaticResource(web.StaticResource):
         )
         answer = await run(self._use_executor, functools.partial(self._answer, job))
         if isinstance(answer, web.HTTPException):
+            if (
+                self._live is not None
+                and answer.status == 404
+                and _accepts_html(request.method, headers.getall(hdrs.ACCEPT, ()))
+            ):
+                # A page reloaded while its file was away (a build that begins with
+                # rm -rf) must come back by itself.
+                vary = answer.headers.getall(hdrs.VARY, ())
+                answer = web.HTTPNotFound(
+                    headers=[(hdrs.VARY, value) for value in vary],
+                    text=_NOT_FOUND_PAGE + self._live.injection.snippet.decode(),
+                    content_type="text/html",
+                )
             raise answer
         return answer
 
@@ -767,6 +784,13 @@ def _is_relative_path(value: str) -> bool:
         and ".." not in names
         and ("\x00" not in value and "\\" not in value)
         and not (WINDOWS and any(refused_on_windows(name) for name in names if name))
+    )
+
+
+def _accepts_html(method: str, accept: Iterable[str]) -> bool:
+    """Tell whether a request is for a page to show, as a browser's for a page is."""
+    return method == hdrs.METH_GET and any(
+        "text/html" in value.lower() for value in accept
     )
 
 

@@ -25,7 +25,7 @@ INSTALL: Final = "pip install 'aiohttp-conditional[live]'"
 # every MAX_WAIT_MS all the same.
 QUIET_MS: Final = 100
 MAX_WAIT_MS: Final = 2000
-CHECK_MS: Final = 1000  # how often the directory's identity is looked at
+CHECK_MS: Final = 500  # how often the directory is looked at
 _LOG: Final = logging.getLogger("aiohttp_conditional")
 
 
@@ -91,17 +91,18 @@ async def watch(
             ) as bursts:
                 async for burst in bursts:
                     paths = [path for _, path in burst]
-                    # Deleted (its number may come back at once) or another one.
-                    replaced = root in paths or _identity(root) != identity
+                    # Deleted (its number may come back at once) or another one: told
+                    # once the new one is watched, not now, when pages would reload
+                    # into a 404.
+                    if root in paths or _identity(root) != identity:
+                        identity = _identity(root)
+                        anew = True
+                        break
                     if anew:
                         paths.append(root)
                         anew = False
                     if paths:
                         changed(paths)
-                    if replaced:
-                        identity = _identity(root)
-                        anew = True
-                        break
         except Exception:
             _LOG.exception("live reload stopped watching %s", root)
             return

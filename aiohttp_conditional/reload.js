@@ -30,17 +30,25 @@
   // Read the event stream at `url`; tell each hello and change as
   // {type, server, seq, changedAt[, change]}, changedAt by this browser's clock.
   function listen(url, tell) {
-    const source = new EventSource(url);
     let server = null;
-    source.addEventListener("hello", (event) => {
-      const hello = JSON.parse(event.data);
-      server = hello.server;
-      tell({ type: "hello", server, seq: hello.seq, changedAt: Date.now() - hello.age });
-    });
-    source.addEventListener("change", (event) => {
-      const change = JSON.parse(event.data);
-      tell({ type: "change", server, seq: change.seq, changedAt: Date.now(), change });
-    });
+    const connect = () => {
+      const source = new EventSource(url);
+      source.addEventListener("hello", (event) => {
+        const hello = JSON.parse(event.data);
+        server = hello.server;
+        tell({ type: "hello", server, seq: hello.seq, changedAt: Date.now() - hello.age });
+      });
+      source.addEventListener("change", (event) => {
+        const change = JSON.parse(event.data);
+        tell({ type: "change", server, seq: change.seq, changedAt: Date.now(), change });
+      });
+      // A browser gives up on a stream answered with an error (a proxy's 502 while
+      // the server restarts, a server without --live); this one tries again.
+      source.addEventListener("error", () => {
+        if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+      });
+    };
+    connect();
   }
 
   function page(script) {
@@ -49,22 +57,40 @@
     let server = null;
     let seq = -1;
     let reloading = false;
-    if (performance.setResourceTimingBufferSize) performance.setResourceTimingBufferSize(2000);
 
-    // What this page loaded from this server, but the live reload's own.
-    const loaded = () => performance.getEntriesByType("resource")
-      .map((entry) => new URL(entry.name))
-      .filter((url) => url.origin === location.origin && !url.pathname.startsWith(own));
-    // What the browser may keep without asking (a file sent without Cache-Control is
-    // reused for a while) is fetched anew before it is used again: the changed paths,
-    // with whatever query this page loaded them with, or all this page loaded.
-    const refetch = (paths) => {
-      const urls = new Set(paths === null ? [] : paths);
-      for (const url of loaded()) {
-        if (paths === null || urls.has(url.pathname)) urls.add(url.pathname + url.search);
+    // What this page loaded from this server, as it loads it (the browser's own list
+    // keeps 250), but requests of scripts and the live reload's own.
+    const loaded = new Set();
+    const note = (entries) => {
+      for (const entry of entries) {
+        if (["fetch", "xmlhttprequest", "beacon"].includes(entry.initiatorType)) continue;
+        const url = new URL(entry.name);
+        if (url.origin === location.origin && !url.pathname.startsWith(own)) {
+          loaded.add(url.pathname + url.search);
+        }
       }
-      return Promise.all([...urls].map((url) => {
-        const signal = AbortSignal.timeout ? AbortSignal.timeout(3000) : undefined;
+    };
+    try {
+      new PerformanceObserver((list) => note(list.getEntries()))
+        .observe({ type: "resource", buffered: true });
+    } catch (error) {
+      note(performance.getEntriesByType("resource"));
+    }
+    // Whether a changed path (a file, or a directory with all below it) covers `url`.
+    const covers = (paths, url) => {
+      const path = new URL(url, location.href).pathname;
+      return paths.some((p) => path === p || path.startsWith(p.endsWith("/") ? p : p + "/"));
+    };
+    // What the browser may keep without asking (a file sent without Cache-Control is
+    // reused for a while) is fetched anew before it is used again: what this page
+    // loaded that changed (all it loaded when the change is not told in full).
+    const refetch = (paths) => {
+      const urls = [location.href];
+      for (const url of loaded) {
+        if (paths === null || covers(paths, url)) urls.push(url);
+      }
+      return Promise.all(urls.map((url) => {
+        const signal = AbortSignal.timeout ? AbortSignal.timeout(10000) : undefined;
         return fetch(url, { cache: "reload", signal })
           .then((response) => response.arrayBuffer()).catch(() => null);
       }));
@@ -89,30 +115,45 @@
         location.reload();
       });
     };
-    const swapStyles = (paths) => refetch(paths).then(() => {
-      if (reloading) return;
-      for (const link of document.querySelectorAll('link[rel~="stylesheet"][href]')) {
-        const url = new URL(link.href);
-        if (url.origin !== location.origin) continue;
-        url.searchParams.set("livereload", String(Date.now()));
-        const fresh = link.cloneNode();
-        fresh.href = url.href;
-        const done = () => link.remove();
-        fresh.addEventListener("load", done, { once: true });
-        fresh.addEventListener("error", done, { once: true });
-        link.after(fresh);
+    const sheets = () => [...document.querySelectorAll(
+      'link[rel~="stylesheet"][href]:not([data-live-replaced])')]
+      .filter((link) => new URL(link.href).origin === location.origin);
+    const swapStyles = (paths) => {
+      // A stylesheet no <link> of this page loads (an @import, a shadow root's, a
+      // script's): only a reload shows it.
+      const links = sheets();
+      if (!paths.every((p) => links.some((link) => covers([p], link.href)))) {
+        reload(paths);
+        return;
       }
-    });
+      refetch(paths).then(() => {
+        if (reloading) return;
+        for (const link of sheets()) {
+          const url = new URL(link.href);
+          url.searchParams.set("livereload", String(Date.now()));
+          const fresh = link.cloneNode();
+          fresh.href = url.href;
+          link.dataset.liveReplaced = "";
+          const done = () => link.remove();
+          fresh.addEventListener("load", done, { once: true });
+          fresh.addEventListener("error", done, { once: true });
+          link.after(fresh);
+        }
+      });
+    };
     // Whether a change was made after this page began to load, which it may not show.
     const missed = (hello) => {
       const before = stored();
       store(null);
       const [navigation] = performance.getEntriesByType("navigation");
+      const type = navigation ? navigation.type : "navigate";
+      if (type === "back_forward") return true; // from the cache, unasked
       if (before && before.server === hello.server && before.page === location.href
-          && navigation && navigation.type === "reload") {
+          && type === "reload") {
         return hello.seq !== before.seq;
       }
-      return hello.changedAt >= performance.timeOrigin;
+      // When this page began to load, by the clock of Date.now().
+      return hello.changedAt >= Date.now() - performance.now();
     };
     const hear = (message) => {
       if (message.type === "hello") {
@@ -138,15 +179,29 @@
     addEventListener("pageshow", (event) => {
       if (event.persisted) location.reload();
     });
+    let ownStream = false;
+    const alone = () => {
+      if (ownStream) return;
+      ownStream = true;
+      listen(new URL("events", script), hear);
+    };
     let worker = null;
     try {
       worker = new SharedWorker(script, { name: "aiohttp-conditional live reload" });
-    } catch (error) { /* none here (an old Safari, a strict policy): a stream of its own */ }
+    } catch (error) { /* none here (an old Safari, a strict policy) */ }
     if (worker === null) {
-      listen(new URL("events", script), hear);
+      alone();
       return;
     }
-    worker.port.addEventListener("message", (message) => hear(message.data));
+    let heard = false;
+    worker.port.addEventListener("message", (message) => {
+      heard = true;
+      hear(message.data);
+    });
+    // A worker that cannot run (its script refused): a stream of this page's own.
+    worker.addEventListener("error", () => {
+      if (!heard) alone();
+    });
     worker.port.start();
     addEventListener("pagehide", () => worker.port.postMessage("gone"));
   }

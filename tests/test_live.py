@@ -740,3 +740,55 @@ async def test_many_tabs_share_one_stream_and_all_reload(
                 await shows(tab, site, loads=None)
     finally:
         server.stop()
+
+
+async def test_a_page_navigation_to_a_missing_path_gets_a_page_that_reloads(
+    aiohttp_client: AiohttpClient, site: Path
+) -> None:
+    (site / "app.js.gz").write_bytes(b"")
+    client = await aiohttp_client(live_app(site))
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    async with client.get("/missing.html", headers=html) as resp:
+        assert resp.status == 404
+        assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert (await resp.read()).endswith(SNIPPET)
+    # A script's request, or any other, gets aiohttp's own 404.
+    async with client.get("/missing.js") as resp:
+        assert resp.status == 404
+        assert SNIPPET not in await resp.read()
+    # What the 404 varies on is kept.
+    async with client.get(
+        "/app.js", headers={**html, "Accept-Encoding": "identity"}
+    ) as resp:
+        assert resp.status == 404
+        assert resp.headers["Vary"] == "Accept-Encoding"
+        assert (await resp.read()).endswith(SNIPPET)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium")
+async def test_a_page_comes_back_after_its_file_was_away(
+    browser: DevTools, tmp_path: Path
+) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    site = Site(root)
+    server = CliServer(root, "--live")
+    try:
+        await browser.load("Page.navigate", url=f"http://127.0.0.1:{server.port}/")
+        await shows(browser, site, loads=1)
+        # A build that begins with rm -rf, and writes the site anew a moment later.
+        shutil.rmtree(root)
+        root.mkdir()
+        await asyncio.sleep(0.3)
+        site.write_css(2)
+        site.write_js(2)
+        site.write_page(2)
+        await shows(browser, site, loads=None)
+        # A page not there yet: its 404 reloads once it is.
+        later = f"http://127.0.0.1:{server.port}/later.html"
+        await browser.load("Page.navigate", url=later)
+        (root / "later.html").write_text(PAGE_TEMPLATE.format(version=42))
+        site.version = 42
+        await shows(browser, site, loads=None)
+    finally:
+        server.stop()
