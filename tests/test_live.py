@@ -577,6 +577,7 @@ class Site:
     """A page, its stylesheet and its script, each rewritten at the same size."""
 
     def __init__(self, root: Path) -> None:
+        root.mkdir()
         self.root = root
         self.version = self.css = self.js = 1
         self.write_page(1)
@@ -639,9 +640,8 @@ async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
 async def test_the_browser_reloads_once_per_change_and_shows_the_newest(
     browser: DevTools, tmp_path: Path, options: tuple[str, ...]
 ) -> None:
-    root = tmp_path / "site"
-    root.mkdir()
-    site = Site(root)
+    site = Site(tmp_path / "site")
+    root = site.root
     server = CliServer(root, "--live", *options)
     try:
         await browser.load("Page.navigate", url=f"http://127.0.0.1:{server.port}/")
@@ -691,9 +691,8 @@ async def test_the_browser_reloads_once_per_change_and_shows_the_newest(
 async def test_without_cache_control_a_script_the_browser_keeps_is_fetched_anew(
     browser: DevTools, tmp_path: Path
 ) -> None:
-    root = tmp_path / "site"
-    root.mkdir()
-    site = Site(root)
+    site = Site(tmp_path / "site")
+    root = site.root
     server = CliServer(root, "--live", "--cache-control=")
     try:
         # Without Cache-Control, a browser keeps a file unasked for a tenth of the
@@ -712,9 +711,8 @@ async def test_without_cache_control_a_script_the_browser_keeps_is_fetched_anew(
 async def test_many_tabs_share_one_stream_and_all_reload(
     browser: DevTools, tmp_path: Path
 ) -> None:
-    root = tmp_path / "site"
-    root.mkdir()
-    site = Site(root)
+    site = Site(tmp_path / "site")
+    root = site.root
     server = CliServer(root, "--live")
     url = f"http://127.0.0.1:{server.port}/"
     try:
@@ -769,9 +767,8 @@ async def test_a_page_navigation_to_a_missing_path_gets_a_page_that_reloads(
 async def test_a_page_comes_back_after_its_file_was_away(
     browser: DevTools, tmp_path: Path
 ) -> None:
-    root = tmp_path / "site"
-    root.mkdir()
-    site = Site(root)
+    site = Site(tmp_path / "site")
+    root = site.root
     server = CliServer(root, "--live")
     try:
         await browser.load("Page.navigate", url=f"http://127.0.0.1:{server.port}/")
