@@ -407,9 +407,9 @@ def _read_page(
     """Read a page whole and add the injection to it: the outcome to send it with.
 
     A page that changes while it is read is decided again on what it is now, and
-    read again.  One that goes on changing is sent as read with no validators, none
-    of which its bytes may be, and only if the request's conditions hold without
-    them (an If-Match then fails).  Its next change reloads it anyway.
+    read again.  One that goes on changing is sent as last read, without validators
+    (its bytes may be of no one version), and only if the request's conditions hold
+    without them: an If-Match then fails.  Its next change reloads it anyway.
     """
     fd = file.fileno()
     if not fs.may_block and outcome.size > READ_AHEAD:

@@ -47,7 +47,8 @@ DOTFILES: Final = ("deny", "allow")
 _NO_CONDITIONS: Final = Conditions()
 # RFC 8615: the one dot-directory a site means to publish, at the top of the route.
 _WELL_KNOWN: Final = ".well-known"
-# What a live route answers a page it has not with: a page that reloads (see _live).
+# A live route's 404 for a page navigation: a page that reloads once the path names
+# something (see _live).
 _NOT_FOUND_PAGE: Final = (
     "<!doctype html><title>404: Not Found</title><h1>404: Not Found</h1>"
 )
