@@ -789,3 +789,25 @@ async def test_a_page_comes_back_after_its_file_was_away(
         await shows(browser, site, loads=None)
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium")
+async def test_a_stylesheet_no_link_loads_reloads_the_page(
+    browser: DevTools, tmp_path: Path
+) -> None:
+    site = Site(tmp_path / "site")
+    # The page's stylesheet is imported by a <style>, not loaded by a <link>.
+    (site.root / "index.html").write_text(
+        PAGE_TEMPLATE.format(version=1).replace(
+            '<link rel="stylesheet" href="style.css">',
+            '<style>@import "style.css";</style>',
+        )
+    )
+    server = CliServer(site.root, "--live")
+    try:
+        await browser.load("Page.navigate", url=f"http://127.0.0.1:{server.port}/")
+        await shows(browser, site, loads=1)
+        site.write_css(2)
+        await shows(browser, site, loads=2)
+    finally:
+        server.stop()
